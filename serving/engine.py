@@ -1,0 +1,80 @@
+"""One vLLM AsyncLLM engine built from ServiceSettings, on vLLM 0.25 (GPU host) and 0.32 (here).
+
+The settings become `vllm serve` command-line flags parsed by vLLM's own parser, so the engine and
+the OpenAI-compatible app see the same argparse Namespace that `vllm serve` would build, and any
+extra flag in `vllm_args` behaves exactly as it does there.
+"""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from serving.model_source import ResolvedModel, resolve_model
+from serving.settings import ServiceSettings
+
+if TYPE_CHECKING:
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+CPU_MEMORY_FRACTION = 0.3
+GPU_MEMORY_FRACTION = 0.9
+
+
+def _make_arg_parser() -> argparse.ArgumentParser:
+    from vllm.utils.argparse_utils import FlexibleArgumentParser
+
+    try:  # vLLM >= 0.30
+        from vllm.entrypoints.launchers.cli_args import make_arg_parser
+    except ImportError:  # vLLM 0.25
+        from vllm.entrypoints.openai.cli_args import make_arg_parser
+    return make_arg_parser(FlexibleArgumentParser())
+
+
+def on_cpu() -> bool:
+    from vllm.platforms import current_platform
+
+    return current_platform.is_cpu()
+
+
+def vllm_cli_args(settings: ServiceSettings, model: ResolvedModel) -> list[str]:
+    """The `vllm serve` flags equivalent to these settings (also what the benchmark gives raw vLLM)."""
+    memory = settings.gpu_memory_utilization or (CPU_MEMORY_FRACTION if on_cpu() else GPU_MEMORY_FRACTION)
+    args = [
+        model.path,
+        "--served-model-name", model.name,
+        "--dtype", settings.dtype,
+        "--max-model-len", str(settings.max_model_len),
+        "--gpu-memory-utilization", str(memory),
+        "--max-num-seqs", str(settings.max_num_seqs),
+        "--tensor-parallel-size", str(settings.tensor_parallel_size),
+        "--seed", str(settings.seed),
+        "--enable-prefix-caching" if settings.enable_prefix_caching else "--no-enable-prefix-caching",
+    ]  # fmt: skip
+    if settings.kv_cache_memory_bytes:
+        args += ["--kv-cache-memory-bytes", str(settings.kv_cache_memory_bytes)]
+    if settings.enforce_eager:
+        args.append("--enforce-eager")
+    if settings.enable_lora:
+        args += ["--enable-lora", "--max-loras", str(settings.max_loras), "--max-lora-rank", str(settings.max_lora_rank)]
+    return args + settings.vllm_args
+
+
+@dataclass
+class EngineHandle:
+    engine: AsyncLLM
+    args: argparse.Namespace  # the `vllm serve` Namespace, reused by the OpenAI app
+    model: ResolvedModel
+
+
+def build_engine(settings: ServiceSettings) -> EngineHandle:
+    """Resolve the model and start the engine (20-90 s on CPU, longer for big models on GPU)."""
+    from vllm.engine.arg_utils import AsyncEngineArgs
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+    model = resolve_model(settings)
+    args = _make_arg_parser().parse_args(vllm_cli_args(settings, model))
+    args.model = args.model_tag
+    engine_args = AsyncEngineArgs.from_cli_args(args)
+    engine = AsyncLLM.from_engine_args(engine_args)
+    return EngineHandle(engine=engine, args=args, model=model)

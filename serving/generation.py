@@ -1,0 +1,93 @@
+"""Text generation on the shared engine: prompt rendering, length checks, adapters, abort on cancel.
+
+Every feature (streaming /generate, NER, ViGGO) goes through `Generator`, so prompts are always
+rendered with the model's own chat template and an abandoned request never keeps the engine busy.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from vllm import CompletionOutput, RequestOutput, SamplingParams
+    from vllm.lora.request import LoRARequest
+    from vllm.v1.engine.async_llm import AsyncLLM
+
+
+class RequestError(ValueError):
+    """A client error tied to one request field; the service answers 4xx naming `field`."""
+
+    def __init__(self, field: str, message: str, status: int = 400) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+        self.status = status
+
+
+class AdapterResolver(Protocol):
+    def resolve(self, name: str | None) -> LoRARequest | None: ...
+
+
+class NoAdapters:
+    def resolve(self, name: str | None) -> LoRARequest | None:
+        if name:
+            raise RequestError("adapter", f"unknown adapter {name!r}: LoRA is not enabled on this service", 404)
+        return None
+
+
+class Generator:
+    def __init__(self, engine: AsyncLLM, max_model_len: int, adapters: AdapterResolver | None = None) -> None:
+        self.engine = engine
+        self.tokenizer = engine.get_tokenizer()
+        self.max_model_len = max_model_len
+        self.adapters: AdapterResolver = adapters or NoAdapters()
+
+    def chat_text(self, messages: Sequence[dict[str, str]]) -> str:
+        """The prompt text the model's chat template makes of these messages."""
+        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+
+    def encode(self, text: str) -> list[int]:
+        # Chat templates already carry the special tokens they need.
+        return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def check_length(self, prompt_ids: Sequence[int], max_tokens: int, field: str = "max_tokens") -> None:
+        if len(prompt_ids) + max_tokens > self.max_model_len:
+            raise RequestError(
+                field,
+                f"prompt ({len(prompt_ids)} tokens) + max_tokens ({max_tokens}) exceeds the model's context of "
+                f"{self.max_model_len} tokens; shorten the input or lower max_tokens",
+            )
+
+    async def stream(
+        self,
+        prompt_ids: Sequence[int],
+        params: SamplingParams,
+        *,
+        adapter: str | None = None,
+        request_id: str | None = None,
+    ) -> AsyncIterator[RequestOutput]:
+        """Yield cumulative outputs; cancelling the consumer aborts the engine request."""
+        self.check_length(prompt_ids, params.max_tokens or 0)
+        lora: LoRARequest | None = self.adapters.resolve(adapter)
+        request_id = request_id or uuid.uuid4().hex
+        finished = False
+        try:
+            async for output in self.engine.generate(
+                {"prompt_token_ids": list(prompt_ids)}, params, request_id, lora_request=lora
+            ):
+                finished = output.finished
+                yield output
+        finally:
+            if not finished:
+                # vLLM aborts on cancellation too; this also covers a consumer that just stops iterating.
+                await self.engine.abort(request_id)
+
+    async def complete(
+        self, prompt_ids: Sequence[int], params: SamplingParams, *, adapter: str | None = None
+    ) -> CompletionOutput:
+        final: Any = None
+        async for final in self.stream(prompt_ids, params, adapter=adapter):
+            pass
+        return final.outputs[0]

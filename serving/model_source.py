@@ -1,0 +1,48 @@
+"""Where the served model comes from: a Hugging Face id, a local folder, s3://, or the offline default."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from serving import default_model, s3
+from serving.settings import ServiceSettings
+
+HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+class ModelNotFoundError(RuntimeError):
+    """The configured model could not be located."""
+
+
+@dataclass(frozen=True)
+class ResolvedModel:
+    path: str  # what vLLM loads: a local folder, or a Hub id it downloads itself
+    name: str  # what clients call it (/v1/models, the OpenAI `model` field)
+
+
+def _check_model_dir(path: Path, origin: str) -> None:
+    if not (path / "config.json").is_file():
+        raise ModelNotFoundError(f"{origin}: {path} has no config.json; expected a Hugging Face model folder")
+
+
+def resolve_model(settings: ServiceSettings) -> ResolvedModel:
+    spec = settings.model
+    if spec is None:
+        path = default_model.ensure_default_model(settings.cache_dir)
+        return ResolvedModel(str(path), settings.served_model_name or default_model.SERVED_NAME)
+    if s3.is_s3_uri(spec):
+        local = s3.fetch(spec, settings.cache_dir / "models", endpoint_url=settings.s3_endpoint_url, what="model")
+        _check_model_dir(local, spec)
+        name = spec.rstrip("/").rsplit("/", 1)[-1].removesuffix(".gz").removesuffix(".tar").removesuffix(".tgz")
+        return ResolvedModel(str(local), settings.served_model_name or name)
+    local = Path(spec).expanduser()
+    if local.exists():
+        _check_model_dir(local, spec)
+        return ResolvedModel(str(local.resolve()), settings.served_model_name or local.resolve().name)
+    if spec.startswith((".", "/", "~")) or not HF_REPO_ID.match(spec):
+        raise ModelNotFoundError(
+            f"model {spec!r}: no such folder, and not a Hugging Face repo id (owner/name) or s3://bucket/prefix"
+        )
+    return ResolvedModel(spec, settings.served_model_name or spec)

@@ -1,0 +1,61 @@
+"""vLLM's own OpenAI-compatible app (/v1/chat/completions, /v1/completions, /v1/models, ...) on the
+service's engine: no second engine, no hand-written protocol.
+
+The app can only be built once the engine runs (vLLM asks the engine which tasks it supports), but
+BentoML mounts ASGI apps when the class is defined. `LateOpenAIApp` is mounted at `/v1` then and
+receives vLLM's app in the service's startup hook.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from starlette.types import Receive, Scope, Send
+    from vllm.engine.protocol import EngineClient
+
+
+def _vllm_app_builders() -> tuple[Any, Any]:
+    try:  # vLLM >= 0.30
+        from vllm.entrypoints.launchers.api_server.app_state import init_app_state
+        from vllm.entrypoints.launchers.app import build_app
+    except ImportError:  # vLLM 0.25
+        from vllm.entrypoints.openai.api_server import build_app, init_app_state
+    return build_app, init_app_state
+
+
+async def build_openai_app(engine: EngineClient, args: argparse.Namespace) -> Any:
+    build_app, init_app_state = _vllm_app_builders()
+    supported_tasks = await engine.get_supported_tasks()
+    app = build_app(args, supported_tasks)
+    await init_app_state(engine, app.state, args, supported_tasks)
+    return app
+
+
+class LateOpenAIApp:
+    """An ASGI app that answers 503 until vLLM's app is attached, then forwards to it."""
+
+    def __init__(self) -> None:
+        self.app: Any = None
+
+    def attach(self, app: Any) -> None:
+        self.app = app
+
+    @property
+    def state(self) -> Any:
+        """vLLM's app state (its OpenAIServingModels holds the LoRA adapters)."""
+        if self.app is None:
+            raise RuntimeError("the OpenAI-compatible app is not attached yet")
+        return self.app.state
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.app is None:
+            body = json.dumps({"error": {"message": "the engine is still starting", "type": "ServiceUnavailable", "code": 503}})
+            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
+            await send({"type": "http.response.body", "body": body.encode()})
+            return
+        # vLLM's routes carry their full path (/v1/...): undo the mount's prefix.
+        scope = dict(scope, root_path=scope.get("app_root_path", ""))
+        await self.app(scope, receive, send)

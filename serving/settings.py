@@ -1,0 +1,136 @@
+"""Every setting of the service, validated once.
+
+Values come from `bentoml serve --arg name=value` (through `bentoml.use_arguments`), then from
+environment variables of the same name (case-insensitive, e.g. `MODEL`, `API_KEY`), then defaults.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from pathlib import Path
+from typing import Annotated, Any
+
+from annotated_types import Ge, Gt, Le
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_CACHE_DIR = Path.home() / ".cache" / "vllm-extraction"
+ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
+
+
+def _parse_mapping(value: Any) -> Any:
+    """Accept a dict, a JSON object, or `name=source,name2=source2` (what `--arg` gives)."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if not text:
+        return {}
+    if text.startswith("{"):
+        return json.loads(text)
+    pairs = [item.split("=", 1) for item in text.split(",") if item.strip()]
+    if any(len(pair) != 2 for pair in pairs):
+        raise ValueError("expected a JSON object or 'name=source,name2=source2'")
+    return {name.strip(): source.strip() for name, source in pairs}
+
+
+def _parse_list(value: Any) -> Any:
+    """Accept a list, a JSON array, or a comma-separated string."""
+    if not isinstance(value, str):
+        return value
+    text = value.strip()
+    if text.startswith("["):
+        return json.loads(text)
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="forbid", case_sensitive=False, populate_by_name=True)
+
+    # --- model -------------------------------------------------------------------------------
+    model: str | None = Field(
+        None,
+        description="Hugging Face repo id, local directory, or s3://bucket/prefix (a folder of "
+        "model files or a .tar/.tar.gz). Empty: the offline default SmolLM2-135M-Instruct.",
+    )
+    served_model_name: str | None = Field(None, description="Name in /v1/models; default: derived from `model`.")
+    cache_dir: Path = Field(DEFAULT_CACHE_DIR, description="Where downloaded and converted models and adapters live.")
+
+    # --- engine ------------------------------------------------------------------------------
+    dtype: str = "auto"
+    max_model_len: Annotated[int, Ge(64)] = 2048
+    gpu_memory_utilization: Annotated[float, Gt(0), Le(1)] | None = Field(
+        None, description="Fraction of GPU memory (on CPU: of RAM) vLLM may take. Default 0.9 on GPU, 0.3 on CPU."
+    )
+    kv_cache_memory_bytes: Annotated[int, Ge(1 << 20)] | None = Field(
+        None, description="Fixed KV-cache size in bytes; overrides gpu_memory_utilization's sizing."
+    )
+    max_num_seqs: Annotated[int, Ge(1), Le(4096)] = 256
+    enable_prefix_caching: bool = True
+    tensor_parallel_size: Annotated[int, Ge(1)] = 1
+    enforce_eager: bool = False
+    seed: int = 0
+    vllm_args: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Extra `vllm serve` flags passed through as is, e.g. ['--max-num-batched-tokens', '8192']."
+    )
+
+    # --- LoRA --------------------------------------------------------------------------------
+    enable_lora: bool = True
+    max_loras: Annotated[int, Ge(1)] = 4
+    max_lora_rank: Annotated[int, Ge(1), Le(512)] = 16
+    adapters: Annotated[dict[str, str], NoDecode] = Field(
+        default_factory=dict, description="Adapters registered at start: name -> local dir, s3:// URI or Hub repo id."
+    )
+    adapter_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Local folders adapters may be loaded from (besides the adapter cache). Empty: only the cache and "
+        "the folders named in `adapters`.",
+    )
+    viggo_adapter: str | None = Field(None, description="Adapter used by /viggo when a request names none.")
+
+    # --- API ---------------------------------------------------------------------------------
+    api_key: SecretStr | None = Field(None, description="When set, every endpoint but health checks needs `Authorization: Bearer <key>`.")
+    request_timeout_s: Annotated[int, Ge(1)] = 600
+    max_text_chars: Annotated[int, Ge(1)] = 8000
+    max_batch_items: Annotated[int, Ge(1)] = 256
+
+    # --- results -----------------------------------------------------------------------------
+    results_uri: str = Field("results", description="s3://bucket/prefix or a local directory for persisted results.")
+    s3_endpoint_url: str | None = Field(None, description="For MinIO and other S3-compatible stores.")
+    persist_results: bool = True
+    spool_dir: Path | None = Field(None, description="Where results wait when S3 is down; default cache_dir/spool.")
+
+    @field_validator("adapters", mode="before")
+    @classmethod
+    def _adapters_mapping(cls, value: Any) -> Any:
+        return _parse_mapping(value)
+
+    @field_validator("adapter_roots", mode="before")
+    @classmethod
+    def _comma_list(cls, value: Any) -> Any:
+        return _parse_list(value)
+
+    @field_validator("vllm_args", mode="before")
+    @classmethod
+    def _shell_words(cls, value: Any) -> Any:
+        if isinstance(value, str) and not value.lstrip().startswith("["):
+            return shlex.split(value)
+        return _parse_list(value)
+
+    @field_validator("adapters")
+    @classmethod
+    def _adapter_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not ADAPTER_NAME.match(name):
+                raise ValueError(f"adapter name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
+        return value
+
+    @field_validator("model", "served_model_name", "viggo_adapter", "s3_endpoint_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def resolved_spool_dir(self) -> Path:
+        return self.spool_dir or self.cache_dir / "spool"

@@ -1,0 +1,113 @@
+"""ViGGO examples -> token ids with response-only labels, and the padding collator.
+
+The prompt is exactly what the service sends at inference: the chat template applied to
+`viggo.prompt.build_messages(sentence)` (system instruction + sentence, no few-shot turns) with the
+generation prompt, tokenised on its own as vLLM does; the target is the MR followed by the token the
+chat template closes an assistant turn with (`<|im_end|>` for SmolLM2), so the adapter learns to stop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+IGNORE_INDEX = -100
+_MARKER = "\x00MR\x00"
+
+
+def render_prompt(tokenizer: Any, sentence: str) -> str:
+    """The inference prompt for one sentence, as text."""
+    from viggo.prompt import build_messages
+
+    return tokenizer.apply_chat_template(build_messages(sentence), tokenize=False, add_generation_prompt=True)
+
+
+def end_of_turn_token(tokenizer: Any) -> str:
+    """The special token the chat template ends an assistant message with (else the EOS token)."""
+    messages = [{"role": "user", "content": "hi"}, {"role": "assistant", "content": _MARKER}]
+    try:
+        text = tokenizer.apply_chat_template(messages, tokenize=False)
+    except Exception:  # no chat template: a plain causal LM
+        text = ""
+    tail = text.split(_MARKER, 1)[1] if _MARKER in text else ""
+    specials = sorted(tokenizer.all_special_tokens, key=len, reverse=True)
+    for token in specials:
+        if token and tail.startswith(token):
+            return token
+    if tokenizer.eos_token is None:
+        raise ValueError("the tokenizer has neither a chat template end-of-turn token nor an EOS token")
+    return tokenizer.eos_token
+
+
+@dataclass(frozen=True)
+class Encoded:
+    input_ids: list[int]
+    labels: list[int]
+
+
+def encode_example(tokenizer: Any, sentence: str, mr: str, eot: str, cutoff_len: int) -> Encoded | None:
+    """Prompt + response ids; labels are -100 on the prompt. None where it exceeds cutoff_len and cannot fit."""
+    prompt_ids = tokenizer(render_prompt(tokenizer, sentence), add_special_tokens=False)["input_ids"]
+    response_ids = tokenizer(mr + eot, add_special_tokens=False)["input_ids"]
+    input_ids = prompt_ids + response_ids
+    labels = [IGNORE_INDEX] * len(prompt_ids) + response_ids
+    if len(input_ids) > cutoff_len:
+        if len(prompt_ids) >= cutoff_len:
+            return None  # nothing of the response would be left to learn
+        input_ids, labels = input_ids[:cutoff_len], labels[:cutoff_len]
+    return Encoded(input_ids, labels)
+
+
+class EncodedDataset(torch.utils.data.Dataset):
+    def __init__(self, items: Sequence[Encoded]) -> None:
+        self.items = list(items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        item = self.items[index]
+        return {"input_ids": item.input_ids, "labels": item.labels}
+
+
+def encode_examples(
+    tokenizer: Any, examples: Sequence[Any], cutoff_len: int, *, drop_long: bool = True, desc: str = "tokenising"
+) -> tuple[EncodedDataset, int]:
+    """Encode ViggoExamples; returns the dataset and how many were dropped for length."""
+    eot = end_of_turn_token(tokenizer)
+    items, dropped = [], 0
+    for example in tqdm(examples, desc=desc, unit="ex", mininterval=1.0):
+        encoded = encode_example(tokenizer, example.sentence, example.mr, eot, cutoff_len if drop_long else 1 << 30)
+        if encoded is None or (drop_long and len(encoded.input_ids) > cutoff_len):
+            dropped += 1
+            continue
+        if not drop_long and len(encoded.input_ids) > cutoff_len:
+            encoded = Encoded(encoded.input_ids[:cutoff_len], encoded.labels[:cutoff_len])
+        items.append(encoded)
+    return EncodedDataset(items), dropped
+
+
+@dataclass
+class CausalLMCollator:
+    """Right-pads a batch: pad id in input_ids, 0 in attention_mask, -100 in labels."""
+
+    pad_token_id: int
+    pad_to_multiple_of: int | None = None
+
+    def __call__(self, features: Sequence[dict[str, list[int]]]) -> dict[str, torch.Tensor]:
+        length = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        input_ids = torch.full((len(features), length), self.pad_token_id, dtype=torch.long)
+        labels = torch.full((len(features), length), IGNORE_INDEX, dtype=torch.long)
+        attention_mask = torch.zeros((len(features), length), dtype=torch.long)
+        for row, feature in enumerate(features):
+            n = len(feature["input_ids"])
+            input_ids[row, :n] = torch.tensor(feature["input_ids"])
+            labels[row, :n] = torch.tensor(feature["labels"])
+            attention_mask[row, :n] = 1
+        return {"input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}

@@ -1,0 +1,136 @@
+"""The BentoML service: one vLLM engine, its OpenAI-compatible /v1 API, and the extraction endpoints.
+
+This file only wires things together; the logic lives in `serving/`, `ner/` and `viggo/`.
+Settings: `bentoml serve . --arg max_num_seqs=32` or environment variables (see serving/settings.py).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator
+from typing import Annotated, Any
+
+import bentoml
+from annotated_types import Ge, Gt, Le
+from pydantic import Field
+from starlette.responses import JSONResponse
+
+from serving.api_models import AdapterRegistration, AdapterView, ChatMessage, error_body
+from serving.auth import ApiKeyMiddleware
+from serving.generation import RequestError
+from serving.openai_app import LateOpenAIApp
+from serving.settings import ServiceSettings
+
+logger = logging.getLogger("bentoml.service")
+
+settings = bentoml.use_arguments(ServiceSettings)
+openai_app = LateOpenAIApp()
+
+MaxTokens = Annotated[int, Ge(1), Le(settings.max_model_len)]
+Temperature = Annotated[float, Ge(0.0), Le(2.0)]
+TopP = Annotated[float, Gt(0.0), Le(1.0)]
+
+
+def client_error(exc: RequestError) -> JSONResponse:
+    return JSONResponse(error_body(exc), status_code=exc.status)
+
+
+@bentoml.asgi_app(openai_app, path="/v1")
+@bentoml.service(
+    name="llm-extraction",
+    # One HTTP request per engine sequence slot: more would only queue inside vLLM.
+    traffic={"concurrency": settings.max_num_seqs, "timeout": settings.request_timeout_s},
+    resources={"gpu": settings.tensor_parallel_size},
+    endpoints={"livez": "/livez", "readyz": "/readyz"},
+)
+class LLMService:
+    """LLM serving on vLLM: streaming generation, OpenAI-compatible /v1, entity and ViGGO extraction."""
+
+    def __init__(self) -> None:
+        from serving.engine import build_engine
+        from serving.generation import Generator
+
+        self.handle = build_engine(settings)
+        self.generator = Generator(self.handle.engine, settings.max_model_len)
+        self.ready = False
+
+    @bentoml.on_startup
+    async def _start(self) -> None:
+        from serving.adapters import AdapterRegistry
+        from serving.openai_app import build_openai_app
+
+        app = await build_openai_app(self.handle.engine, self.handle.args)
+        self.adapters = AdapterRegistry(settings, self.handle.model, app.state.openai_serving_models)
+        self.generator.adapters = self.adapters
+        for name, source in settings.adapters.items():
+            await self.adapters.register(name, source)
+        openai_app.attach(app)
+        self.ready = True
+
+    @bentoml.on_shutdown
+    def _stop(self) -> None:
+        self.ready = False
+        self.handle.engine.shutdown()
+
+    async def __is_ready__(self) -> bool:
+        return self.ready and not self.handle.engine.errored
+
+    def __metrics__(self, content: str) -> str:
+        from serving.metrics import with_engine_series
+
+        return with_engine_series(content)
+
+    @bentoml.api
+    async def generate(
+        self,
+        prompt: Annotated[str, Field(description="Plain-text prompt (or use `messages`).", examples=["Write a haiku about GPUs."])] = "",
+        messages: Annotated[list[ChatMessage] | None, Field(description="Chat messages, rendered with the model's chat template.")] = None,
+        max_tokens: MaxTokens = 256,
+        temperature: Temperature = 0.7,
+        top_p: TopP = 1.0,
+        stop: list[str] | None = None,
+        seed: int | None = None,
+        adapter: Annotated[str | None, Field(description="Name of a registered LoRA adapter.")] = None,
+    ) -> AsyncGenerator[str, None]:
+        """Stream generated text. Disconnecting aborts the request in the engine."""
+        from vllm import SamplingParams
+
+        try:
+            if messages:
+                prompt_ids = self.generator.encode(self.generator.chat_text([m.model_dump() for m in messages]))
+            elif prompt.strip():
+                prompt_ids = self.generator.encode(prompt)
+            else:
+                raise RequestError("prompt", "give a non-empty `prompt` or a non-empty `messages` list", 422)
+            self.generator.check_length(prompt_ids, max_tokens)
+            self.adapters.resolve(adapter)
+        except RequestError as exc:
+            return client_error(exc)  # type: ignore[return-value]  # BentoML sends a Response as is
+        params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed)
+        return self._stream_text(prompt_ids, params, adapter)
+
+    async def _stream_text(self, prompt_ids: list[int], params: Any, adapter: str | None) -> AsyncGenerator[str, None]:
+        sent = 0
+        async for output in self.generator.stream(prompt_ids, params, adapter=adapter):
+            text = output.outputs[0].text
+            if len(text) > sent:
+                yield text[sent:]
+                sent = len(text)
+
+    @bentoml.api(route="/admin/adapters")
+    async def register_adapter(self, adapter: AdapterRegistration) -> AdapterView:
+        """Register (or replace) a LoRA adapter at run time; it then appears in /v1/models."""
+        try:
+            info = await self.adapters.register(adapter.name, adapter.source)
+        except RequestError as exc:
+            return client_error(exc)  # type: ignore[return-value]
+        return AdapterView(name=info.name, source=info.source, rank=info.rank, base_model=info.base_model)
+
+    @bentoml.api(route="/admin/adapters/list")
+    async def list_adapters(self) -> list[AdapterView]:
+        """The registered LoRA adapters."""
+        return [AdapterView(name=i.name, source=i.source, rank=i.rank, base_model=i.base_model) for i in self.adapters.list()]
+
+
+if settings.api_key is not None:
+    LLMService.add_asgi_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())

@@ -1,0 +1,137 @@
+"""A real S3 endpoint for tests: moto's standalone server in its own process on a free 127.0.0.1 port.
+
+Being a separate process, it can be stopped and started again on the same port to simulate an outage.
+moto keeps its state in memory, so a restart empties it: create buckets again afterwards.
+
+Fixtures: `aws_credentials` (session; fake keys in the environment), `moto_server` (session; a MotoServer),
+`s3_bucket` (function; a fresh, empty bucket's name on a running server).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from mypy_boto3_s3 import S3Client
+
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    # Never reach a real account's profile or config, nor a proxy, from a test.
+    "AWS_CONFIG_FILE": os.devnull,
+    "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+    "NO_PROXY": "127.0.0.1,localhost",
+    "no_proxy": "127.0.0.1,localhost",
+}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class MotoServer:
+    """moto.server as a subprocess; `stop()` and `start()` keep the port, so clients see an outage and a return."""
+
+    def __init__(self, port: int, log_path: Path) -> None:
+        self.port = port
+        self.endpoint_url = f"http://127.0.0.1:{port}"
+        self._log_path = log_path
+        self._process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self, timeout_s: float = 30.0) -> None:
+        if self.running:
+            return
+        with self._log_path.open("ab") as log:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "moto.server", "-p", str(self.port), "-H", "127.0.0.1"],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise RuntimeError(f"moto server exited with {self._process.returncode}; see {self._log_path}")
+            if self._answers():
+                return
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"moto server did not answer on {self.endpoint_url} within {timeout_s}s; see {self._log_path}")
+
+    def stop(self) -> None:
+        if self._process is None:
+            return
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process = None
+
+    def client(self) -> S3Client:
+        import boto3
+
+        return boto3.client("s3", endpoint_url=self.endpoint_url, region_name="us-east-1")
+
+    def create_bucket(self, name: str | None = None) -> str:
+        name = name or f"test-{uuid.uuid4().hex[:12]}"
+        self.client().create_bucket(Bucket=name)
+        return name
+
+    def _answers(self) -> bool:
+        try:
+            urllib.request.urlopen(f"{self.endpoint_url}/moto-api/", timeout=1).close()
+        except urllib.error.HTTPError:
+            return True  # any HTTP answer means the server is up
+        except OSError:
+            return False
+        return True
+
+
+@pytest.fixture(scope="session")
+def aws_credentials() -> Iterator[None]:
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("AWS_PROFILE", raising=False)
+        for name, value in FAKE_AWS_ENV.items():
+            mp.setenv(name, value)
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_server(aws_credentials: None) -> Iterator[MotoServer]:
+    log_path = Path(tempfile.mkdtemp(prefix="moto-")) / "moto.log"
+    server = MotoServer(_free_port(), log_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def s3_bucket(moto_server: MotoServer) -> str:
+    """A new empty bucket; restarts the server first if an earlier test left it stopped."""
+    moto_server.start()
+    return moto_server.create_bucket()

@@ -1,0 +1,99 @@
+"""Sentence -> MR on the shared engine, with grammar-constrained greedy decoding."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+
+from pydantic import BaseModel
+from tqdm.auto import tqdm
+
+from serving.generation import Generator, RequestError
+from viggo.grammar import MR_GRAMMAR
+from viggo.mr import MeaningRepresentation, MRParseError, Value
+from viggo.prompt import FEW_SHOT_EXAMPLES, build_messages
+
+
+class ViggoPrediction(BaseModel):
+    mr: str
+    act: str
+    attributes: dict[str, Value]
+
+
+class ViggoOutputError(RuntimeError):
+    """The model's output is not an MR; the grammar prevents this unless `max_tokens` cut it short."""
+
+    def __init__(self, text: str, reason: str) -> None:
+        super().__init__(f"model output is not a meaning representation ({reason}): {text!r}")
+        self.text = text
+
+
+class ViggoPredictor:
+    def __init__(self, generator: Generator, *, few_shot: bool = True, max_tokens: int = 160) -> None:
+        """`few_shot`: show the base model the fixed few-shot examples. A fine-tuned adapter learnt
+        the task without them, so requests naming an adapter skip them unless told otherwise."""
+        self.generator = generator
+        self.few_shot = few_shot
+        self.max_tokens = max_tokens
+
+    async def predict(
+        self, sentence: str, adapter: str | None = None, *, few_shot: bool | None = None
+    ) -> ViggoPrediction:
+        return await self._generate(self._prompt_ids(sentence, adapter, few_shot), adapter)
+
+    async def predict_many(
+        self,
+        sentences: Sequence[str],
+        adapter: str | None = None,
+        progress: bool = True,
+        *,
+        few_shot: bool | None = None,
+    ) -> list[ViggoPrediction | ViggoOutputError]:
+        """All sentences at once (the engine batches them); an unparseable output is returned in
+        its slot rather than raised, so one bad sentence does not lose the others' results."""
+        # Reject bad input and unknown adapters before anything reaches the engine.
+        self.generator.adapters.resolve(adapter)
+        prompts = [self._prompt_ids(sentence, adapter, few_shot) for sentence in sentences]
+        bar = tqdm(total=len(prompts), disable=not progress, desc="viggo", unit="sentence")
+
+        async def one(prompt_ids: list[int]) -> ViggoPrediction | ViggoOutputError:
+            try:
+                return await self._generate(prompt_ids, adapter)
+            except ViggoOutputError as error:
+                return error
+            finally:
+                bar.update()
+
+        try:
+            return await asyncio.gather(*(one(prompt_ids) for prompt_ids in prompts))
+        finally:
+            bar.close()
+
+    def _prompt_ids(self, sentence: str, adapter: str | None, few_shot: bool | None) -> list[int]:
+        if not isinstance(sentence, str) or not sentence.strip():
+            raise RequestError("sentence", "must be a non-empty string")
+        if few_shot is None:
+            few_shot = self.few_shot and adapter is None
+        messages = build_messages(sentence.strip(), FEW_SHOT_EXAMPLES if few_shot else ())
+        prompt_ids = self.generator.encode(self.generator.chat_text(messages))
+        self.generator.check_length(prompt_ids, self.max_tokens, field="sentence")
+        return prompt_ids
+
+    async def _generate(self, prompt_ids: list[int], adapter: str | None) -> ViggoPrediction:
+        from vllm import SamplingParams
+        from vllm.sampling_params import StructuredOutputsParams
+
+        # A fresh SamplingParams per request: the engine may attach per-request state to it.
+        params = SamplingParams(
+            temperature=0.0,
+            max_tokens=self.max_tokens,
+            structured_outputs=StructuredOutputsParams(grammar=MR_GRAMMAR),
+        )
+        output = await self.generator.complete(prompt_ids, params, adapter=adapter)
+        text = output.text.strip()
+        try:
+            mr = MeaningRepresentation.parse(text)
+        except MRParseError as error:
+            reason = "cut off at max_tokens" if output.finish_reason == "length" else str(error)
+            raise ViggoOutputError(text, reason) from error
+        return ViggoPrediction(mr=mr.to_string(), act=mr.act, attributes=mr.attributes)

@@ -29,8 +29,8 @@ class DataConfig(_Strict):
     eval_source: str | None = Field(None, description="Where the eval split lives if not in `source` (e.g. a 2nd JSONL).")
     max_train_samples: Annotated[int, Ge(1)] | None = Field(None, description="Keep the first N training examples.")
     max_eval_samples: Annotated[int, Ge(1)] | None = None
-    cutoff_len: Annotated[int, Ge(16)] = Field(256, description="Max tokens of prompt + response; longer ones are "
-                                                "truncated (the response end is kept) or dropped, see `drop_long`.")
+    cutoff_len: Annotated[int, Ge(16)] = Field(384, description="Max tokens of prompt + response; longer ones are "
+                                                "dropped (or truncated, see `drop_long`).")
     drop_long: bool = Field(True, description="Drop examples longer than cutoff_len instead of truncating them.")
 
 
@@ -67,7 +67,7 @@ class FinetuneConfig(_Strict):
     lora: LoraConfig = Field(default_factory=LoraConfig)
     eval: EvalConfig = Field(default_factory=EvalConfig)
 
-    output_dir: Path = Path("runs/viggo-lora")
+    output_dir: Path = Path("finetune/runs/viggo-lora")
     num_train_epochs: Annotated[float, Gt(0)] = 1.0
     max_steps: int | None = Field(None, description="Stop after this many optimiser steps (overrides epochs).")
     learning_rate: Annotated[float, Gt(0)] = 2e-4
@@ -89,6 +89,9 @@ class FinetuneConfig(_Strict):
     torch_threads: Annotated[int, Ge(1)] | None = Field(None, description="CPU threads for torch (None: its default).")
     dataloader_num_workers: Annotated[int, Ge(0)] = 0
     report_to: list[str] = Field(default_factory=list, description="e.g. ['tensorboard']; default none.")
+
+    save_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(None, description="Cast the saved adapter "
+                                                                       "weights (bfloat16 halves the file; vLLM casts to the model dtype anyway).")
 
     upload_to: str | None = Field(None, description="s3://bucket/prefix: upload the adapter folder there at the end.")
 

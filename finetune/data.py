@@ -81,12 +81,10 @@ def encode_examples(
     eot = end_of_turn_token(tokenizer)
     items, dropped = [], 0
     for example in tqdm(examples, desc=desc, unit="ex", mininterval=1.0):
-        encoded = encode_example(tokenizer, example.sentence, example.mr, eot, cutoff_len if drop_long else 1 << 30)
-        if encoded is None or (drop_long and len(encoded.input_ids) > cutoff_len):
+        encoded = encode_example(tokenizer, example.sentence, example.mr, eot, 1 << 30 if drop_long else cutoff_len)
+        if encoded is None or len(encoded.input_ids) > cutoff_len:
             dropped += 1
             continue
-        if not drop_long and len(encoded.input_ids) > cutoff_len:
-            encoded = Encoded(encoded.input_ids[:cutoff_len], encoded.labels[:cutoff_len])
         items.append(encoded)
     return EncodedDataset(items), dropped
 

@@ -154,7 +154,11 @@ class ResultStore:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._upload_pass(), timeout_s)
             if self._pending:
-                log.warning("%d result(s) remain spooled in %s; they upload on the next start", len(self._pending), self._spool_dir)
+                log.warning(
+                    "%d result(s) remain spooled in %s; they upload on the next start",
+                    len(self._pending),
+                    self._spool_dir,
+                )
 
     async def save(self, record_id: str, filename: str, payload: dict[str, Any]) -> StoredAt:
         """Store `payload` as JSON at `{results_uri}/{record_id}/{filename}`; returns where it went.
@@ -180,8 +184,8 @@ class ResultStore:
             try:
                 await asyncio.to_thread(self._put, target.bucket, target.key, body)
                 return StoredAt(str(target), pending=False)
-            except Exception as exc:  # noqa: BLE001 - any failure of the put is what the spool is for
-                log.warning("could not store %s (%s); spooling it in %s for a later upload", target, exc, self._spool_dir)
+            except Exception as exc:  # any failure of the put, whatever its kind, is what the spool is for
+                log.warning("could not store %s (%s); spooling it for a later upload", target, exc)
         await self._spool(target, body)
         return StoredAt(str(target), pending=True)
 
@@ -238,7 +242,7 @@ class ResultStore:
             return True
         try:
             self._put(bucket, key, body)
-        except Exception as exc:  # noqa: BLE001 - every failure is retried with backoff
+        except Exception as exc:  # whatever went wrong, the file stays and is retried with backoff
             log.warning("spooled result for s3://%s/%s not uploaded yet: %s", bucket, key, exc)
             return False
         path.unlink(missing_ok=True)

@@ -1,7 +1,8 @@
 """A real S3 endpoint for tests: moto's standalone server in its own process on a free 127.0.0.1 port.
 
 Being a separate process, it can be stopped and started again on the same port to simulate an outage.
-moto keeps its state in memory, so a restart empties it: create buckets again afterwards.
+moto keeps its state in memory, so a restart loses every object; `start()` re-creates, empty, the buckets
+made through `create_bucket`, so that fixtures sharing the server (the service's bucket) keep working.
 
 Fixtures: `aws_credentials` (session; fake keys in the environment), `moto_server` (session; a MotoServer),
 `s3_bucket` (function; a fresh, empty bucket's name on a running server).
@@ -55,6 +56,7 @@ class MotoServer:
         self.endpoint_url = f"http://127.0.0.1:{port}"
         self._log_path = log_path
         self._process: subprocess.Popen[bytes] | None = None
+        self._buckets: set[str] = set()
 
     @property
     def running(self) -> bool:
@@ -74,10 +76,14 @@ class MotoServer:
             if self._process.poll() is not None:
                 raise RuntimeError(f"moto server exited with {self._process.returncode}; see {self._log_path}")
             if self._answers():
+                for bucket in self._buckets:
+                    self.client().create_bucket(Bucket=bucket)
                 return
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"moto server did not answer on {self.endpoint_url} within {timeout_s}s; see {self._log_path}")
+        raise RuntimeError(
+            f"moto server did not answer on {self.endpoint_url} within {timeout_s}s; see {self._log_path}"
+        )
 
     def stop(self) -> None:
         if self._process is None:
@@ -97,7 +103,12 @@ class MotoServer:
 
     def create_bucket(self, name: str | None = None) -> str:
         name = name or f"test-{uuid.uuid4().hex[:12]}"
-        self.client().create_bucket(Bucket=name)
+        client = self.client()
+        try:
+            client.create_bucket(Bucket=name)
+        except client.exceptions.BucketAlreadyOwnedByYou:
+            pass  # asking twice for the same bucket is fine
+        self._buckets.add(name)
         return name
 
     def _answers(self) -> bool:

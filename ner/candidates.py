@@ -1,0 +1,139 @@
+"""Deterministic candidate spans: the only strings the model may label, so it cannot invent an entity.
+
+Names are runs of capitalised words (joined by connectors such as "of", "de", "&"); dates come from
+patterns that are unambiguous enough to be typed without the model. Recall matters more than
+precision here: the model labels a wrong candidate "none", but it can never add a missing one.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+_MONTH_NAMES = "January|February|March|April|May|June|July|August|September|October|November|December"
+_MONTH = rf"(?:{_MONTH_NAMES}|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?)"
+_WEEKDAY = r"(?:Monday|Tuesday|Wednesday|Thursday|Friday|Saturday|Sunday)"
+_DAY = r"(?:[12]\d|3[01]|0?[1-9])(?:st|nd|rd|th)?"
+_YEAR = r"(?:1[0-9]\d\d|20\d\d)"
+_CALENDAR = (
+    rf"{_DAY}(?:\s+of)?\s+{_MONTH}(?:,?\s+{_YEAR})?"  # 4 March 2019, 4th of March
+    rf"|{_MONTH}\s+{_DAY}(?:,?\s+{_YEAR})?(?!\d)"  # March 11, 2020
+    rf"|{_MONTH},?\s+{_YEAR}"  # June 2023
+    rf"|{_YEAR}-[01]\d-[0-3]\d"  # 2020-03-11
+    rf"|[0-3]?\d/[01]?\d/(?:\d\d)?\d\d"  # 11/03/2020
+)
+_DATE = re.compile(
+    rf"\b(?:{_WEEKDAY}(?:,?\s+(?:{_CALENDAR}))?"
+    rf"|{_CALENDAR}"
+    r"|(?:the\s+)?(?:early\s+|mid-|late\s+)?(?:1[0-9]|20)\d0s"  # the 1990s
+    r"|(?:the\s+)?(?:[12]?\d)(?:st|nd|rd|th)\s+century"
+    # A bare month, except "May" (a verb and a name far more often than a date).
+    r"|(?:January|February|March|April|June|July|August|September|October|November|December)"
+    rf"|(?<![$€£#.,]){_YEAR}(?![\d.,%]\d|%))\b"
+)
+
+# Capitalised words that start sentences or clauses but never start a name.
+_FUNCTION_WORDS = frozenset(
+    """a an the this that these those it its he she they we i you my our your his her their
+    on in at by for from to with of into onto after before during when while since until although though
+    if as so but and or nor then however meanwhile also yet still only even just thus therefore
+    please yesterday today tomorrow tonight last next early late earlier later now here there
+    what who whom whose why how where which some many most all every each no not both either neither
+    several few more less one two three four five six seven eight nine ten according under over about
+    between despite following among around through without within across against toward towards""".split()
+)
+_HONORIFICS = frozenset("mr mrs ms miss mx dr prof sir dame lord lady rev fr".split())
+# Abbreviations whose period does not end the name ("St. Louis", "Dr. Jane Goodall").
+_ABBREVIATIONS = _HONORIFICS | frozenset("st mt ft jr sr inc ltd co corp".split())
+_CONNECTORS = frozenset("of de du da das do dos del della der den van von la le y &".split())
+
+_TOKEN = re.compile(r"[^\W\d_][\w]*(?:[-'’][^\W\d_][\w]*)*|&")
+_POSSESSIVE = re.compile(r"['’]s?$")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    text: str
+    start: int
+    end: int
+    kind: Literal["name", "date"]
+
+
+def _dates(text: str) -> list[Candidate]:
+    return [Candidate(m.group(), m.start(), m.end(), "date") for m in _DATE.finditer(text)]
+
+
+def _starts_sentence(text: str, start: int) -> bool:
+    before = text[:start].rstrip(" \t\"'“‘([")
+    return not before or before[-1] in ".!?:;\n"
+
+
+def _is_capitalised(word: str) -> bool:
+    return word[0].isupper() and not any(ch.isdigit() for ch in word)
+
+
+def _joins(text: str, previous: re.Match[str], token: re.Match[str]) -> bool:
+    """Whether `token` may continue the name that ends with `previous`."""
+    if _POSSESSIVE.search(previous.group()):  # "Kenya's Eliud Kipchoge" is two names
+        return False
+    gap = text[previous.end() : token.start()]
+    if gap.startswith("."):
+        word = previous.group()
+        if not (word.casefold() in _ABBREVIATIONS or len(word) == 1):  # initials: "J. K. Rowling"
+            return False
+        gap = gap[1:]
+    return gap.strip(" \t") == ""
+
+
+def _names(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
+    """Runs of capitalised tokens, allowed to cross single spaces, connectors and abbreviation periods."""
+    tokens = [m for m in _TOKEN.finditer(text) if not any(s <= m.start() < e for s, e in taken)]
+    runs: list[list[re.Match[str]]] = []
+    run: list[re.Match[str]] = []
+    for token in tokens:
+        word = token.group()
+        if run and not _joins(text, run[-1], token):
+            runs.append(run)
+            run = []
+        if _is_capitalised(word) or (run and word.casefold() in _CONNECTORS):
+            run.append(token)
+        elif run:
+            runs.append(run)
+            run = []
+    if run:
+        runs.append(run)
+    return [candidate for run in runs if (candidate := _trim(text, run))]
+
+
+def _trim(text: str, run: list[re.Match[str]]) -> Candidate | None:
+    # Leading honorifics, a sentence-initial function word ("The", "On") and trailing connectors
+    # are not part of the name; a mid-sentence capitalised "The" is ("The Hague").
+    while run and (
+        run[0].group().casefold() in _HONORIFICS
+        or (run[0].group().casefold() in _FUNCTION_WORDS and _starts_sentence(text, run[0].start()))
+        or run[0].group().casefold() in _CONNECTORS
+        or run[0].group() == "I"
+    ):
+        run = run[1:]
+    while run and run[-1].group().casefold() in _CONNECTORS:
+        run = run[:-1]
+    if not run:
+        return None
+    start, end = run[0].start(), run[-1].end()
+    possessive = _POSSESSIVE.search(text[start:end])
+    if possessive:
+        end -= len(possessive.group())
+    return Candidate(text[start:end], start, end, "name")
+
+
+def propose(text: str) -> list[Candidate]:
+    """Non-overlapping candidates in text order; a date span is never also a name."""
+    dates = _dates(text)
+    names = _names(text, [(d.start, d.end) for d in dates])
+    return sorted(dates + names, key=lambda c: c.start)
+
+
+def unique_texts(candidates: list[Candidate], kind: Literal["name", "date"]) -> list[str]:
+    """Distinct candidate strings of one kind, in order of first occurrence."""
+    return list(dict.fromkeys(c.text for c in candidates if c.kind == kind))

@@ -1,0 +1,202 @@
+"""Score entity extraction on a gold set, through a running service (--url) or an in-process engine.
+
+    python -m ner.evaluate --data /work/shared/data/ner/dev.jsonl [--url http://host:port] [--adapter NAME]
+        [--json-out FILE] [--concurrency 8] [--api-key KEY]
+
+Matching is on the exact entity string, case-insensitive, per type; micro-F1 pools the four types.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from tqdm import tqdm
+
+from ner.schema import ENTITY_FIELDS, Entities
+
+FIELDS = tuple(ENTITY_FIELDS.values())
+
+
+@dataclass
+class GoldItem:
+    id: str
+    text: str
+    entities: Entities
+
+
+@dataclass
+class Prediction:
+    entities: Entities | None  # None: an error or a schema-invalid response
+    dropped: int = 0
+    error: str | None = None
+
+
+@dataclass
+class Counts:
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def scores(self) -> dict[str, float]:
+        precision = self.tp / (self.tp + self.fp) if self.tp + self.fp else 0.0
+        recall = self.tp / (self.tp + self.fn) if self.tp + self.fn else 0.0
+        f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+        return {"precision": precision, "recall": recall, "f1": f1, "tp": self.tp, "fp": self.fp, "fn": self.fn}
+
+
+@dataclass
+class Report:
+    per_type: dict[str, Counts] = field(default_factory=lambda: {name: Counts() for name in FIELDS})
+    items: int = 0
+    valid: int = 0
+    dropped: int = 0
+    errors: list[dict[str, str]] = field(default_factory=list)
+
+    def add(self, gold: GoldItem, prediction: Prediction) -> None:
+        self.items += 1
+        self.dropped += prediction.dropped
+        if prediction.entities is None:
+            self.errors.append({"id": gold.id, "error": prediction.error or "invalid"})
+        else:
+            self.valid += 1
+        for name in FIELDS:
+            expected = {s.casefold() for s in getattr(gold.entities, name)}
+            found = {s.casefold() for s in getattr(prediction.entities, name)} if prediction.entities else set()
+            counts = self.per_type[name]
+            counts.tp += len(expected & found)
+            counts.fp += len(found - expected)
+            counts.fn += len(expected - found)
+
+    def summary(self) -> dict[str, Any]:
+        micro = Counts(*(sum(getattr(c, part) for c in self.per_type.values()) for part in ("tp", "fp", "fn")))
+        return {
+            "items": self.items,
+            "per_type": {name: counts.scores() for name, counts in self.per_type.items()},
+            "micro": micro.scores(),
+            "schema_valid_rate": self.valid / self.items if self.items else 0.0,
+            "dropped": self.dropped,
+            "errors": self.errors,
+        }
+
+
+def load_gold(path: Path) -> list[GoldItem]:
+    items = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if line.strip():
+            row = json.loads(line)
+            items.append(GoldItem(str(row.get("id", number)), row["text"], Entities(**row["entities"])))
+    return items
+
+
+def format_summary(summary: dict[str, Any]) -> str:
+    lines = [f"{'type':<14}{'P':>7}{'R':>7}{'F1':>7}{'TP':>5}{'FP':>5}{'FN':>5}"]
+    rows = [*summary["per_type"].items(), ("micro", summary["micro"])]
+    for name, s in rows:
+        lines.append(f"{name:<14}{s['precision']:>7.3f}{s['recall']:>7.3f}{s['f1']:>7.3f}{s['tp']:>5}{s['fp']:>5}{s['fn']:>5}")
+    lines.append(f"micro-F1: {summary['micro']['f1']:.3f}")
+    lines.append(f"schema-valid: {summary['schema_valid_rate']:.1%} of {summary['items']} items")
+    lines.append(f"grounding drops: {summary['dropped']}")
+    for error in summary["errors"]:
+        lines.append(f"error {error['id']}: {error['error']}")
+    return "\n".join(lines)
+
+
+Predict = Callable[[str], Awaitable[Prediction]]
+
+
+async def evaluate(gold: Sequence[GoldItem], predict: Predict, *, concurrency: int = 8, progress: bool = True) -> Report:
+    limit = asyncio.Semaphore(concurrency)
+
+    async def one(item: GoldItem) -> Prediction:
+        async with limit:
+            try:
+                return await predict(item.text)
+            except Exception as error:  # one failed item is scored as empty and reported, not fatal
+                return Prediction(None, error=f"{type(error).__name__}: {error}")
+
+    report = Report()
+    tasks = [asyncio.ensure_future(one(item)) for item in gold]
+    with tqdm(total=len(tasks), desc="ner", unit="text", disable=not progress, file=sys.stderr) as bar:
+        for item, task in zip(gold, tasks, strict=True):
+            report.add(item, await task)
+            bar.update()
+    return report
+
+
+def remote_predictor(client: Any, url: str, adapter: str | None) -> Predict:
+    async def predict(text: str) -> Prediction:
+        body: dict[str, Any] = {"text": text, "persist": False}
+        if adapter:
+            body["adapter"] = adapter
+        response = await client.post(f"{url.rstrip('/')}/extract_entities", json=body)
+        if response.status_code >= 400:
+            return Prediction(None, error=f"HTTP {response.status_code}: {response.text[:200]}")
+        data = response.json()
+        try:
+            entities = Entities.model_validate({name: data[name] for name in FIELDS})
+        except (KeyError, ValidationError) as error:
+            return Prediction(None, error=f"schema-invalid response: {error}")
+        return Prediction(entities, dropped=int(data.get("meta", {}).get("dropped", 0)))
+
+    return predict
+
+
+async def run_remote(gold: Sequence[GoldItem], args: argparse.Namespace) -> Report:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    async with httpx.AsyncClient(headers=headers, timeout=args.timeout) as client:
+        return await evaluate(gold, remote_predictor(client, args.url, args.adapter), concurrency=args.concurrency)
+
+
+async def run_local(gold: Sequence[GoldItem], args: argparse.Namespace) -> Report:
+    from ner.extractor import EntityExtractor
+    from serving.engine import build_engine
+    from serving.generation import Generator
+    from serving.settings import ServiceSettings
+
+    settings = ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64)
+    handle = build_engine(settings)
+    try:
+        extractor = EntityExtractor(Generator(handle.engine, settings.max_model_len), max_text_chars=settings.max_text_chars)
+
+        async def predict(text: str) -> Prediction:
+            extraction = await extractor.extract(text, adapter=args.adapter)
+            return Prediction(extraction.entities(), dropped=extraction.dropped)
+
+        return await evaluate(gold, predict, concurrency=args.concurrency)
+    finally:
+        handle.engine.shutdown()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m ner.evaluate", description=__doc__.split("\n")[0])
+    parser.add_argument("--data", type=Path, required=True, help="JSONL: {id, text, entities: {persons, ...}}")
+    parser.add_argument("--url", help="base URL of a running service; default: an in-process engine")
+    parser.add_argument("--adapter", help="LoRA adapter name")
+    parser.add_argument("--json-out", type=Path, help="write the full report here")
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--timeout", type=float, default=300.0, help="per request, seconds (--url)")
+    parser.add_argument("--api-key", default=os.environ.get("API_KEY"), help="Bearer token (default: $API_KEY)")
+    args = parser.parse_args(argv)
+
+    gold = load_gold(args.data)
+    report = asyncio.run(run_remote(gold, args) if args.url else run_local(gold, args))
+    summary = report.summary()
+    print(format_summary(summary))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

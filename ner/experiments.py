@@ -1,0 +1,193 @@
+"""Compare NER decoding designs on a gold set with one in-process engine (the figures are in the README of the issue).
+
+    python -m ner.experiments --data /work/shared/data/ner/dev.jsonl [--only NAME ...]
+
+Every variant shares the candidate proposer, the few-shot texts and grounding; they differ in what the
+model is asked to produce and how decoding is constrained.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptTemplate
+from vllm import SamplingParams
+from vllm.sampling_params import StructuredOutputsParams
+
+from ner.candidates import propose, unique_texts
+from ner.decoding import NAME_LABELS, compact_json, labelling_params, parse_labels
+from ner.evaluate import Predict, Prediction, evaluate, format_summary, load_gold
+from ner.extractor import EntityExtractor
+from ner.grounding import ground
+from ner.prompt import EXAMPLES, SYSTEM, labelling_messages, request_text, to_chat
+from ner.schema import ENTITY_FIELDS, Entities, EntityType
+from serving.generation import Generator
+
+LIST_SYSTEM = (
+    "Extract named entities from the text. persons: named people. organizations: companies, institutions, "
+    "agencies, teams. locations: countries, cities, regions, rivers and other places. dates: calendar dates, "
+    "months, years, weekdays. Copy every entity exactly as written in the text. Answer in JSON."
+)
+
+
+def _example_entities(text: str, labels: dict[str, str]) -> Entities:
+    lists: dict[str, list[str]] = {name: [] for name in ENTITY_FIELDS.values()}
+    for name, label in labels.items():
+        if label != "none":
+            lists[ENTITY_FIELDS[label]].append(name)  # type: ignore[index]
+    lists["dates"] = unique_texts(propose(text), "date")
+    return Entities(**lists)
+
+
+def _list_template() -> ChatPromptTemplate:
+    examples = [
+        {"request": f"Text: {text}", "answer": _example_entities(text, labels).model_dump_json()}
+        for text, labels in EXAMPLES
+    ]
+    shot = ChatPromptTemplate.from_messages([("human", "{request}"), ("ai", "{answer}")])
+    return ChatPromptTemplate.from_messages(
+        [("system", LIST_SYSTEM), FewShotChatMessagePromptTemplate(example_prompt=shot, examples=examples),
+         ("human", "{request}")]
+    )  # fmt: skip
+
+
+def _lists_schema(item: dict[str, Any]) -> dict[str, Any]:
+    fields = list(ENTITY_FIELDS.values())
+    return {
+        "type": "object",
+        "properties": {name: {"type": "array", "items": item, "maxItems": 8} for name in fields},
+        "required": fields,
+        "additionalProperties": False,
+    }
+
+
+def lists_variant(gen: Generator, *, spans_only: bool) -> Predict:
+    """The designs to beat: four lists of free strings, or of strings restricted to candidate spans."""
+    template = _list_template()
+
+    async def predict(text: str) -> Prediction:
+        candidates = [c.text for c in propose(text)]
+        item: dict[str, Any] = {"enum": list(dict.fromkeys(candidates))} if spans_only and candidates else {"type": "string"}
+        params = SamplingParams(
+            temperature=0, max_tokens=256, structured_outputs=StructuredOutputsParams(json=_lists_schema(item))
+        )
+        prompt = gen.chat_text(to_chat(template.format_messages(request=f"Text: {text}")))
+        output = await gen.complete(gen.encode(prompt), params)
+        if output.finish_reason == "length":
+            return Prediction(None, error="cut by the token budget")
+        proposed = Entities.model_validate_json(output.text)
+        pairs = [(kind, s) for kind, name in ENTITY_FIELDS.items() for s in getattr(proposed, name)]
+        grounded = ground(text, pairs)
+        return Prediction(grounded.entities, dropped=grounded.dropped)
+
+    return predict
+
+
+def labelling_variant(gen: Generator, *, few_shot: bool = True, model_dates: bool = False) -> Predict:
+    """Label candidates; dates either by pattern (as shipped) or by the model alongside the names."""
+    date_labels = (*NAME_LABELS[:-1], "date", "none")
+
+    async def predict(text: str) -> Prediction:
+        candidates = propose(text)
+        names = unique_texts(candidates, "name")
+        dates = unique_texts(candidates, "date")
+        keys = names + dates if model_dates else names
+        fixed: list[tuple[EntityType, str]] = [] if model_dates else [("date", d) for d in dates]
+        if not keys:
+            return Prediction(ground(text, fixed).entities)
+        messages = labelling_messages(text, keys)
+        if not few_shot:
+            messages = [messages[0], messages[-1]]
+        params = labelling_params(keys, 256)
+        if model_dates:
+            schema = params.structured_outputs.json  # type: ignore[union-attr]
+            for prop in schema["properties"].values():
+                prop["enum"] = list(date_labels)
+        output = await gen.complete(gen.encode(gen.chat_text(messages)), params)
+        grounded = ground(text, parse_labels(output.text, keys) + fixed)
+        return Prediction(grounded.entities, dropped=grounded.dropped)
+
+    return predict
+
+
+def per_candidate_variant(gen: Generator) -> Predict:
+    """One `choice` request per candidate, so a label never depends on the labels before it."""
+
+    async def predict(text: str) -> Prediction:
+        candidates = propose(text)
+        names = unique_texts(candidates, "name")
+        params = SamplingParams(temperature=0, max_tokens=4, structured_outputs=StructuredOutputsParams(choice=list(NAME_LABELS)))
+
+        async def label(name: str) -> str:
+            messages = labelling_messages(text, names)
+            messages.append({"role": "assistant", "content": compact_json({})[:-1]})
+            prompt = gen.chat_text(labelling_messages(text, [name]))
+            return (await gen.complete(gen.encode(prompt), params)).text.strip()
+
+        labels = await asyncio.gather(*(label(name) for name in names))
+        pairs: list[tuple[EntityType, str]] = [(lab, n) for n, lab in zip(names, labels) if lab != "none"]  # type: ignore[misc]
+        grounded = ground(text, pairs + [("date", d) for d in unique_texts(candidates, "date")])
+        return Prediction(grounded.entities, dropped=grounded.dropped)
+
+    return predict
+
+
+def shipped_variant(gen: Generator) -> Predict:
+    extractor = EntityExtractor(gen, max_text_chars=8000)
+
+    async def predict(text: str) -> Prediction:
+        extraction = await extractor.extract(text)
+        return Prediction(extraction.entities(), dropped=extraction.dropped)
+
+    return predict
+
+
+VARIANTS: dict[str, Callable[[Generator], Predict]] = {
+    "free_json": lambda gen: lists_variant(gen, spans_only=False),
+    "span_enum_lists": lambda gen: lists_variant(gen, spans_only=True),
+    "label_zero_shot": lambda gen: labelling_variant(gen, few_shot=False),
+    "label_model_dates": lambda gen: labelling_variant(gen, model_dates=True),
+    "label_per_candidate": per_candidate_variant,
+    "label_few_shot (shipped)": shipped_variant,
+}
+
+
+async def run(data: Path, only: Sequence[str]) -> dict[str, Any]:
+    from serving.engine import build_engine
+    from serving.settings import ServiceSettings
+
+    gold = load_gold(data)
+    settings = ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64)
+    handle = build_engine(settings)
+    results = {}
+    try:
+        gen = Generator(handle.engine, settings.max_model_len)
+        for name, make in VARIANTS.items():
+            if only and not any(part in name for part in only):
+                continue
+            summary = (await evaluate(gold, make(gen), progress=False)).summary()
+            results[name] = summary
+            print(f"\n== {name}\n{format_summary(summary)}", flush=True)
+    finally:
+        handle.engine.shutdown()
+    return results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m ner.experiments")
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--only", nargs="*", default=[], help="substrings of variant names to run")
+    parser.add_argument("--json-out", type=Path)
+    args = parser.parse_args()
+    results = asyncio.run(run(args.data, args.only))
+    if args.json_out:
+        args.json_out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

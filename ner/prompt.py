@@ -1,0 +1,85 @@
+"""The labelling prompt: a fixed system instruction and hand-written few-shot examples, then the request.
+
+Everything before the final user message is byte-identical across requests, so vLLM's prefix cache
+serves it from memory; only the text and its candidates change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from langchain_core.messages import BaseMessage
+from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptTemplate
+
+from ner.decoding import compact_json
+
+SYSTEM = (
+    "You label named entities. You get a text and a list of candidate names taken from it. "
+    "Give every candidate exactly one label:\n"
+    "- person: a named human being, e.g. a first name and a surname.\n"
+    "- organization: a company, brand, bank, agency, government body, university, museum, team, club, "
+    "airline or tournament.\n"
+    "- location: a country, city, region, river, mountain, sea, planet or other geographic place.\n"
+    "- none: anything else, such as a product, award, event, vehicle, work of art, field of study, "
+    "or a common word that is capitalised only because it starts a sentence.\n"
+    "Answer with one JSON object that maps each candidate, in the given order, to its label."
+)
+
+# Hand-written (not taken from any evaluation set); the keys are exactly what `candidates.propose`
+# finds in each text, which a test checks.
+EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
+    (
+        "Elon Musk said Tesla would build a new factory near Berlin in 2021.",
+        {"Elon Musk": "person", "Tesla": "organization", "Berlin": "location"},
+    ),
+    (
+        "Engineers from the Max Planck Institute tested the Hubble camera in Chile.",
+        {"Engineers": "none", "Max Planck Institute": "organization", "Hubble": "none", "Chile": "location"},
+    ),
+    (
+        "Goldman Sachs hired Priya Patel from the Bank of England to run its office in Mumbai.",
+        {"Goldman Sachs": "organization", "Priya Patel": "person", "Bank of England": "organization",
+         "Mumbai": "location"},
+    ),
+    (
+        "Brazil's Petrobras signed a deal with Equinor in Rio de Janeiro after the Olympic Games.",
+        {"Brazil": "location", "Petrobras": "organization", "Equinor": "organization",
+         "Rio de Janeiro": "location", "Olympic Games": "none"},
+    ),
+    (
+        "The Danube flows through Vienna, where Mozart wrote The Magic Flute for the Vienna State Opera.",
+        {"Danube": "location", "Vienna": "location", "Mozart": "person", "The Magic Flute": "none",
+         "Vienna State Opera": "organization"},
+    ),
+)  # fmt: skip
+
+
+def request_text(text: str, names: Sequence[str]) -> str:
+    return f"Text: {text}\nCandidates: {' | '.join(names)}"
+
+
+_EXAMPLE = ChatPromptTemplate.from_messages([("human", "{request}"), ("ai", "{answer}")])
+TEMPLATE = ChatPromptTemplate.from_messages(
+    [
+        ("system", SYSTEM),
+        FewShotChatMessagePromptTemplate(
+            example_prompt=_EXAMPLE,
+            examples=[
+                {"request": request_text(text, list(labels)), "answer": compact_json(labels)}
+                for text, labels in EXAMPLES
+            ],
+        ),
+        ("human", "{request}"),  # the only variable part, and the last one
+    ]
+)
+
+_ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+
+def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
+    """langchain messages as the role/content dicts a chat template takes."""
+    return [{"role": _ROLES[message.type], "content": str(message.content)} for message in messages]
+
+
+def labelling_messages(text: str, names: Sequence[str]) -> list[dict[str, str]]:
+    return to_chat(TEMPLATE.format_messages(request=request_text(text, names)))

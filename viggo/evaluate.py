@@ -1,0 +1,222 @@
+"""Evaluate sentence -> MR on a ViGGO split: `python -m viggo.evaluate [--url URL] [--limit N] ...`.
+
+Without `--url` it starts an engine in this process (like the service does); with `--url` it drives
+a running service's `POST /viggo`. Either way all sentences are in flight at once (bounded by
+`--concurrency` over HTTP) so the figure is the engine's batched throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from tqdm.auto import tqdm
+
+from serving.generation import RequestError
+from viggo.dataset import HUB_DATASET, ViggoExample, load_examples
+from viggo.metrics import ViggoScores, score
+
+if TYPE_CHECKING:
+    from vllm.lora.request import LoRARequest
+
+LOCAL_DATA = Path("/work/shared/data/viggo")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    prediction: str | None  # the model's MR text (possibly malformed), None when no text came back
+    error: str | None = None
+
+
+class StaticAdapters:
+    """The adapters given on the command line, for the in-process engine."""
+
+    def __init__(self, requests: dict[str, LoRARequest]) -> None:
+        self.requests = requests
+
+    def resolve(self, name: str | None) -> LoRARequest | None:
+        if not name:
+            return None
+        if name not in self.requests:
+            raise RequestError("adapter", f"unknown adapter {name!r}; known: {sorted(self.requests)}", 404)
+        return self.requests[name]
+
+
+def _lora_rank(path: Path) -> int | None:
+    config = path / "adapter_config.json"
+    return json.loads(config.read_text()).get("r") if config.is_file() else None
+
+
+def run_local(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[list[Outcome], float]:
+    from vllm.lora.request import LoRARequest
+
+    from serving.engine import build_engine
+    from serving.generation import Generator
+    from serving.settings import ServiceSettings
+    from viggo.predictor import ViggoOutputError, ViggoPredictor
+
+    adapters: dict[str, LoRARequest] = {}
+    adapter_name, rank = None, None
+    if args.adapter:
+        adapter_name, _, raw_path = args.adapter.partition("=")
+        if not raw_path:
+            raise SystemExit("--adapter needs NAME=PATH without --url (the adapter to load into the local engine)")
+        path = Path(raw_path).expanduser().resolve()
+        adapters[adapter_name] = LoRARequest(adapter_name, 1, str(path))
+        rank = _lora_rank(path)
+    settings = ServiceSettings(
+        model=args.model,
+        max_model_len=args.max_model_len,
+        kv_cache_memory_bytes=args.kv_cache_gib << 30,
+        max_num_seqs=args.max_num_seqs,
+        # LoRA support costs memory and speed; only pay for it when an adapter is evaluated.
+        enable_lora=bool(adapters),
+        max_lora_rank=max(16, rank or 0),
+    )
+    handle = build_engine(settings)
+    try:
+        generator = Generator(handle.engine, settings.max_model_len, StaticAdapters(adapters))
+        predictor = ViggoPredictor(generator, max_tokens=args.max_tokens)
+
+        async def predict_all() -> tuple[list[Outcome], float]:
+            started = time.perf_counter()
+            results = await predictor.predict_many(sentences, adapter_name, few_shot=args.few_shot)
+            elapsed = time.perf_counter() - started
+            outcomes = [
+                Outcome(result.text, str(result)) if isinstance(result, ViggoOutputError) else Outcome(result.mr)
+                for result in results
+            ]
+            return outcomes, elapsed
+
+        return asyncio.run(predict_all())
+    finally:
+        handle.engine.shutdown()
+
+
+async def run_http(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[list[Outcome], float]:
+    import httpx
+
+    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    limit = asyncio.Semaphore(args.concurrency)
+    bar = tqdm(total=len(sentences), desc="viggo", unit="sentence")
+
+    async def one(client: httpx.AsyncClient, sentence: str) -> Outcome:
+        body = {"sentence": sentence, "adapter": args.adapter}
+        try:
+            async with limit:
+                response = await client.post("/viggo", json=body)
+            if response.is_success:
+                return Outcome(response.json()["mr"])
+            return Outcome(None, f"HTTP {response.status_code}: {response.text[:500]}")
+        except httpx.HTTPError as error:
+            return Outcome(None, f"{type(error).__name__}: {error}")
+        finally:
+            bar.update()
+
+    timeout = httpx.Timeout(args.timeout, connect=30.0)
+    limits = httpx.Limits(max_connections=args.concurrency)
+    async with httpx.AsyncClient(base_url=args.url.rstrip("/"), headers=headers, timeout=timeout, limits=limits) as client:
+        started = time.perf_counter()
+        try:
+            outcomes = await asyncio.gather(*(one(client, sentence) for sentence in sentences))
+        finally:
+            bar.close()
+        return list(outcomes), time.perf_counter() - started
+
+
+def write_predictions(path: Path, examples: Sequence[ViggoExample], outcomes: Sequence[Outcome]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as handle:
+        for example, outcome in zip(examples, outcomes, strict=True):
+            record = {
+                "sentence": example.sentence,
+                "reference": example.mr,
+                "prediction": outcome.prediction,
+                "exact_match": outcome.prediction == example.mr,
+                "error": outcome.error,
+            }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+
+def format_table(scores: ViggoScores, sentences_per_s: float) -> str:
+    rows = [
+        ("sentences", f"{scores.count}"),
+        ("exact match", f"{scores.exact_match:.1%}"),
+        ("act accuracy", f"{scores.act_accuracy:.1%}"),
+        ("slot precision", f"{scores.slot_precision:.1%}"),
+        ("slot recall", f"{scores.slot_recall:.1%}"),
+        ("slot F1", f"{scores.slot_f1:.1%}"),
+        ("parse rate", f"{scores.parse_rate:.1%}"),
+        ("sentences/s", f"{sentences_per_s:.2f}"),
+    ]
+    width = max(len(name) for name, _ in rows)
+    return "\n".join(f"{name:<{width}}  {value:>8}" for name, value in rows)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m viggo.evaluate", description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(LOCAL_DATA) if LOCAL_DATA.is_dir() else HUB_DATASET,
+                        help="folder of {split}.csv/.jsonl, a .csv or alpaca .jsonl file, or GEM/viggo")  # fmt: skip
+    parser.add_argument("--split", default="valid")
+    parser.add_argument("--limit", type=int, help="evaluate only the first N examples")
+    parser.add_argument("--out", type=Path, help="write one JSON line per example here")
+    parser.add_argument("--json-out", type=Path, help="write the metrics as JSON here")
+    parser.add_argument("--url", help="base URL of a running service; default: start an engine in-process")
+    parser.add_argument("--adapter", help="NAME=PATH: load this LoRA adapter locally and use it; "
+                        "with --url, NAME of an adapter the service has")  # fmt: skip
+    few_shot = parser.add_mutually_exclusive_group()
+    few_shot.add_argument("--few-shot", dest="few_shot", action="store_true", default=None,
+                          help="always show the few-shot examples (default: only without an adapter)")  # fmt: skip
+    few_shot.add_argument("--no-few-shot", dest="few_shot", action="store_false")
+    local = parser.add_argument_group("in-process engine")
+    local.add_argument("--model", help="model id, folder or s3:// URI (default: the service's default model)")
+    local.add_argument("--max-model-len", type=int, default=2048)
+    local.add_argument("--max-num-seqs", type=int, default=64)
+    local.add_argument("--kv-cache-gib", type=int, default=1)
+    local.add_argument("--max-tokens", type=int, default=160)
+    remote = parser.add_argument_group("--url mode")
+    remote.add_argument("--concurrency", type=int, default=32)
+    remote.add_argument("--timeout", type=float, default=600.0, help="seconds per request")
+    remote.add_argument("--api-key", default=os.environ.get("API_KEY"), help="bearer token (default: $API_KEY)")
+    args = parser.parse_args(argv)
+    if args.url and args.few_shot is not None:
+        parser.error("--few-shot/--no-few-shot apply to the in-process engine; the service decides over HTTP")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    examples = load_examples(args.data, args.split)[: args.limit]
+    sentences = [example.sentence for example in examples]
+    if args.url:
+        if args.adapter and "=" in args.adapter:
+            raise SystemExit("with --url, --adapter names an adapter the service already has (no =PATH)")
+        outcomes, elapsed = asyncio.run(run_http(args, sentences))
+    else:
+        outcomes, elapsed = run_local(args, sentences)
+    scores = score([outcome.prediction for outcome in outcomes], [example.mr for example in examples])
+    throughput = len(examples) / elapsed if elapsed else 0.0
+    if args.out:
+        write_predictions(args.out, examples, outcomes)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        metrics = {**scores.as_dict(), "sentences_per_s": throughput, "elapsed_s": elapsed,
+                   "data": str(args.data), "split": args.split}  # fmt: skip
+        args.json_out.write_text(json.dumps(metrics, indent=2) + "\n")
+    print(format_table(scores, throughput))
+    failures = sum(outcome.error is not None for outcome in outcomes)
+    if failures:
+        print(f"{failures} request(s) failed; see the 'error' field of --out", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

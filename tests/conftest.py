@@ -19,6 +19,7 @@ from pathlib import Path
 
 import pytest
 
+pytest.register_assert_rewrite("tests.s3_fixtures")
 from tests.s3_fixtures import FAKE_AWS_ENV, MotoServer, _free_port
 
 pytest_plugins = ["tests.s3_fixtures"]

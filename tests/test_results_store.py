@@ -17,7 +17,6 @@ if TYPE_CHECKING:
 
 # Idempotent when conftest.py loads it too: pytest registers a plugin module once. Importing it here
 # instead would skip pytest's assertion rewriting for it.
-pytest_plugins = ["tests.s3_fixtures"]
 
 
 def s3_store(server: MotoServer, bucket: str, spool: Path) -> ResultStore:

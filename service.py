@@ -15,11 +15,13 @@ from annotated_types import Ge, Gt, Le
 from pydantic import Field
 from starlette.responses import JSONResponse
 
+from ner.api import EXAMPLE_TEXT, BatchItemResult, EntityResult, TextSample
 from serving.api_models import AdapterRegistration, AdapterView, ChatMessage, error_body
 from serving.auth import ApiKeyMiddleware
 from serving.generation import RequestError
 from serving.openai_app import LateOpenAIApp
 from serving.settings import ServiceSettings
+from viggo.predictor import ViggoPrediction
 
 logger = logging.getLogger("bentoml.service")
 
@@ -27,6 +29,8 @@ settings = bentoml.use_arguments(ServiceSettings)
 openai_app = LateOpenAIApp()
 
 MaxTokens = Annotated[int, Ge(1), Le(settings.max_model_len)]
+AdapterName = Annotated[str | None, Field(description="Name of a registered LoRA adapter; default: the base model.")]
+Persist = Annotated[bool | None, Field(description="Store the result under results_uri; default: the service's persist_results.")]
 Temperature = Annotated[float, Ge(0.0), Le(2.0)]
 TopP = Annotated[float, Gt(0.0), Le(1.0)]
 
@@ -50,8 +54,21 @@ class LLMService:
         from serving.engine import build_engine
         from serving.generation import Generator
 
+        from ner.api import EntityRecords
+        from ner.extractor import EntityExtractor
+        from serving.results_store import ResultStore
+        from viggo.predictor import ViggoPredictor
+
         self.handle = build_engine(settings)
         self.generator = Generator(self.handle.engine, settings.max_model_len)
+        self.store = ResultStore.from_settings(settings)
+        self.entity_records = EntityRecords(
+            EntityExtractor(self.generator, max_text_chars=settings.max_text_chars),
+            self.store,
+            model_name=self.handle.model.name,
+            persist_default=settings.persist_results,
+        )
+        self.viggo_predictor = ViggoPredictor(self.generator)
         self.ready = False
 
     @bentoml.on_startup
@@ -64,12 +81,14 @@ class LLMService:
         self.generator.adapters = self.adapters
         for name, source in settings.adapters.items():
             await self.adapters.register(name, source)
+        await self.store.start()
         openai_app.attach(app)
         self.ready = True
 
     @bentoml.on_shutdown
-    def _stop(self) -> None:
+    async def _stop(self) -> None:
         self.ready = False
+        await self.store.close()
         self.handle.engine.shutdown()
 
     async def __is_ready__(self) -> bool:
@@ -116,6 +135,53 @@ class LLMService:
             if len(text) > sent:
                 yield text[sent:]
                 sent = len(text)
+
+    @bentoml.api
+    async def extract_entities(
+        self,
+        text: Annotated[str | None, Field(description="The text to extract entities from.", examples=[EXAMPLE_TEXT])] = None,
+        body: Annotated[str | None, Field(description="Alternative to `text` (the `{id, body}` text-sample shape).")] = None,
+        id: Annotated[str | None, Field(description="Record id of the stored result; generated when absent.")] = None,
+        adapter: AdapterName = None,
+        persist: Persist = None,
+    ) -> EntityResult:
+        """Persons, organizations, locations and dates in `text`, each grounded by its character spans."""
+        try:
+            return await self.entity_records.run(TextSample(text=text, body=body, id=id), adapter=adapter, persist=persist)
+        except RequestError as exc:
+            return client_error(exc)  # type: ignore[return-value]
+
+    @bentoml.api
+    async def extract_entities_batch(
+        self,
+        items: Annotated[list[TextSample], Field(min_length=1, max_length=settings.max_batch_items,
+                                                 examples=[[{"text": EXAMPLE_TEXT}, {"id": "doc-2", "body": "Tim Cook runs Apple."}]])],
+        adapter: AdapterName = None,
+        persist: Persist = None,
+    ) -> list[BatchItemResult]:
+        """Several texts at once on the one engine; results in input order, errors reported per item."""
+        try:
+            self.adapters.resolve(adapter)
+        except RequestError as exc:
+            return client_error(exc)  # type: ignore[return-value]
+        return await self.entity_records.run_batch(items, adapter=adapter, persist=persist)
+
+    @bentoml.api
+    async def viggo(
+        self,
+        sentence: Annotated[str, Field(description="A sentence about a video game.",
+                                       examples=["Blizzard North released Diablo II for the Mac and I think it's good."])],
+        adapter: AdapterName = None,
+    ) -> ViggoPrediction:
+        """The sentence's ViGGO meaning representation, always well-formed (grammar-constrained decoding)."""
+        from viggo.predictor import ViggoOutputError
+
+        try:
+            return await self.viggo_predictor.predict(sentence, adapter or settings.viggo_adapter)
+        except RequestError as exc:
+            return client_error(exc)  # type: ignore[return-value]
+        except ViggoOutputError as exc:
+            return client_error(RequestError("sentence", str(exc), 422))  # type: ignore[return-value]
 
     @bentoml.api(route="/admin/adapters")
     async def register_adapter(self, adapter: AdapterRegistration) -> AdapterView:

@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-train-samples", type=int, help="override data.max_train_samples")
     parser.add_argument("--max-eval-samples", type=int, help="override data.max_eval_samples")
     parser.add_argument("--base-model", help="override base_model (folder, Hub id or s3://)")
+    parser.add_argument("--base-model-name", help="override base_model_name (the adapter's base_model_name_or_path)")
     parser.add_argument("--data", dest="data_source", help="override data.source")
     parser.add_argument("--upload-to", help="override upload_to (s3://bucket/prefix)")
     parser.add_argument("--torch-threads", type=int, help="override torch_threads")
@@ -44,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         "data.max_eval_samples": args.max_eval_samples,
         "data.source": args.data_source,
         "base_model": args.base_model,
+        "base_model_name": args.base_model_name,
         "upload_to": args.upload_to,
         "torch_threads": args.torch_threads,
         "resume": args.resume,

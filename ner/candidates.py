@@ -44,6 +44,11 @@ _FUNCTION_WORDS = frozenset(
     between despite following among around through without within across against toward towards""".split()
 )
 _HONORIFICS = frozenset("mr mrs ms miss mx dr prof sir dame lord lady rev fr".split())
+# Titles are dropped in front of a name ("President Emmanuel Macron"), but kept when alone.
+_TITLES = _HONORIFICS | frozenset(
+    "president chancellor king queen prince princess pope emperor senator governor mayor prime minister premier "
+    "ceo chairman chairwoman professor".split()
+)
 # Abbreviations whose period does not end the name ("St. Louis", "Dr. Jane Goodall").
 _ABBREVIATIONS = _HONORIFICS | frozenset("st mt ft jr sr inc ltd co corp".split())
 _CONNECTORS = frozenset("of de du da das do dos del della der den van von la le y &".split())
@@ -107,10 +112,10 @@ def _names(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
 
 
 def _trim(text: str, run: list[re.Match[str]]) -> Candidate | None:
-    # Leading honorifics, a sentence-initial function word ("The", "On") and trailing connectors
+    # Leading titles, a sentence-initial function word ("The", "On") and trailing connectors
     # are not part of the name; a mid-sentence capitalised "The" is ("The Hague").
     while run and (
-        run[0].group().casefold() in _HONORIFICS
+        (run[0].group().casefold() in _TITLES and len(run) > 1)
         or (run[0].group().casefold() in _FUNCTION_WORDS and _starts_sentence(text, run[0].start()))
         or run[0].group().casefold() in _CONNECTORS
         or run[0].group() == "I"

@@ -37,9 +37,10 @@ def labelling_params(names: Sequence[str], max_tokens: int) -> SamplingParams:
     )
 
 
-def compact_json(labels: dict[str, str]) -> str:
-    """The exact text the constrained decoder produces, so few-shot answers match it token for token."""
-    return json.dumps(labels, ensure_ascii=False, separators=(",", ":"))
+def answer_json(labels: dict[str, str]) -> str:
+    """The exact text the whitespace-free decoder produces (xgrammar keeps ", " and ": "), so few-shot
+    answers match generated ones token for token."""
+    return json.dumps(labels, ensure_ascii=False)
 
 
 def parse_labels(output: str, names: Sequence[str]) -> list[tuple[EntityType, str]]:

@@ -1,6 +1,10 @@
-"""Compare NER decoding designs on a gold set with one in-process engine (the figures are in the README of the issue).
+"""Compare NER decoding designs on a gold set with one in-process engine; each variant prints an evaluation table.
 
-    python -m ner.experiments --data /work/shared/data/ner/dev.jsonl [--only NAME ...]
+    python -m ner.experiments --data /work/shared/data/ner/dev.jsonl [--only NAME ...] [--json-out FILE]
+
+Micro-F1 on dev.jsonl with SmolLM2-135M-Instruct (CPU, temperature 0):
+    free_json 0.418 (30 grounding drops) | span_enum_lists 0.476 | label_0_shots 0.390 |
+    label_5_shots 0.804 | label_model_dates 0.726 | label_per_candidate 0.403 | label_7_shots (shipped) 0.894
 
 Every variant shares the candidate proposer, the few-shot texts and grounding; they differ in what the
 model is asked to produce and how decoding is constrained.
@@ -20,11 +24,11 @@ from vllm import SamplingParams
 from vllm.sampling_params import StructuredOutputsParams
 
 from ner.candidates import propose, unique_texts
-from ner.decoding import NAME_LABELS, compact_json, labelling_params, parse_labels
+from ner.decoding import NAME_LABELS, labelling_params, parse_labels
 from ner.evaluate import Predict, Prediction, evaluate, format_summary, load_gold
 from ner.extractor import EntityExtractor
 from ner.grounding import ground
-from ner.prompt import EXAMPLES, SYSTEM, labelling_messages, request_text, to_chat
+from ner.prompt import EXAMPLES, labelling_messages, to_chat
 from ner.schema import ENTITY_FIELDS, Entities, EntityType
 from serving.generation import Generator
 
@@ -88,8 +92,8 @@ def lists_variant(gen: Generator, *, spans_only: bool) -> Predict:
     return predict
 
 
-def labelling_variant(gen: Generator, *, few_shot: bool = True, model_dates: bool = False) -> Predict:
-    """Label candidates; dates either by pattern (as shipped) or by the model alongside the names."""
+def labelling_variant(gen: Generator, *, shots: int = len(EXAMPLES), model_dates: bool = False) -> Predict:
+    """Label candidates with the first `shots` examples; dates by pattern (as shipped) or by the model."""
     date_labels = (*NAME_LABELS[:-1], "date", "none")
 
     async def predict(text: str) -> Prediction:
@@ -101,8 +105,7 @@ def labelling_variant(gen: Generator, *, few_shot: bool = True, model_dates: boo
         if not keys:
             return Prediction(ground(text, fixed).entities)
         messages = labelling_messages(text, keys)
-        if not few_shot:
-            messages = [messages[0], messages[-1]]
+        messages = [messages[0], *messages[1 : 1 + 2 * shots], messages[-1]]  # system, example pairs, request
         params = labelling_params(keys, 256)
         if model_dates:
             schema = params.structured_outputs.json  # type: ignore[union-attr]
@@ -121,11 +124,10 @@ def per_candidate_variant(gen: Generator) -> Predict:
     async def predict(text: str) -> Prediction:
         candidates = propose(text)
         names = unique_texts(candidates, "name")
-        params = SamplingParams(temperature=0, max_tokens=4, structured_outputs=StructuredOutputsParams(choice=list(NAME_LABELS)))
+        choice = StructuredOutputsParams(choice=list(NAME_LABELS))
+        params = SamplingParams(temperature=0, max_tokens=8, structured_outputs=choice)
 
         async def label(name: str) -> str:
-            messages = labelling_messages(text, names)
-            messages.append({"role": "assistant", "content": compact_json({})[:-1]})
             prompt = gen.chat_text(labelling_messages(text, [name]))
             return (await gen.complete(gen.encode(prompt), params)).text.strip()
 
@@ -150,10 +152,11 @@ def shipped_variant(gen: Generator) -> Predict:
 VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     "free_json": lambda gen: lists_variant(gen, spans_only=False),
     "span_enum_lists": lambda gen: lists_variant(gen, spans_only=True),
-    "label_zero_shot": lambda gen: labelling_variant(gen, few_shot=False),
+    "label_0_shots": lambda gen: labelling_variant(gen, shots=0),
+    "label_5_shots": lambda gen: labelling_variant(gen, shots=5),
     "label_model_dates": lambda gen: labelling_variant(gen, model_dates=True),
     "label_per_candidate": per_candidate_variant,
-    "label_few_shot (shipped)": shipped_variant,
+    f"label_{len(EXAMPLES)}_shots (shipped)": shipped_variant,
 }
 
 

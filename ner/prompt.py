@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptTemplate
 
-from ner.decoding import compact_json
+from ner.decoding import answer_json
 
 SYSTEM = (
     "You label named entities. You get a text and a list of candidate names taken from it. "
@@ -47,6 +47,15 @@ EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
          "Rio de Janeiro": "location", "Olympic Games": "none"},
     ),
     (
+        "Kofi Annan and Wangari Maathai met officials of the African Union in Addis Ababa.",
+        {"Kofi Annan": "person", "Wangari Maathai": "person", "African Union": "organization",
+         "Addis Ababa": "location"},
+    ),
+    (
+        "Nike signed Serena Williams after her win at the US Open, said Phil Knight.",
+        {"Nike": "organization", "Serena Williams": "person", "US Open": "organization", "Phil Knight": "person"},
+    ),
+    (
         "The Danube flows through Vienna, where Mozart wrote The Magic Flute for the Vienna State Opera.",
         {"Danube": "location", "Vienna": "location", "Mozart": "person", "The Magic Flute": "none",
          "Vienna State Opera": "organization"},
@@ -65,7 +74,7 @@ TEMPLATE = ChatPromptTemplate.from_messages(
         FewShotChatMessagePromptTemplate(
             example_prompt=_EXAMPLE,
             examples=[
-                {"request": request_text(text, list(labels)), "answer": compact_json(labels)}
+                {"request": request_text(text, list(labels)), "answer": answer_json(labels)}
                 for text, labels in EXAMPLES
             ],
         ),

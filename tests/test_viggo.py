@@ -302,3 +302,94 @@ def test_chat_template_renders_and_shares_prefix() -> None:
     shared = next(i for i, (a, b) in enumerate(zip(first, second)) if a != b)
     # Everything up to the final user turn is common: that is what the prefix cache reuses.
     assert shared > 0.9 * min(len(first), len(second))
+
+
+# --- predictor (with a stand-in for the engine) -------------------------------------------------
+
+
+class FakeGenerator:
+    """Records what the predictor asks of the engine and answers with canned MR text."""
+
+    def __init__(self, answers: dict[str, str]) -> None:
+        from serving.generation import NoAdapters
+
+        self.answers = answers
+        self.adapters = NoAdapters()
+        self.calls: list[tuple[list[dict[str, str]], object, str | None]] = []
+        self._messages: dict[int, list[dict[str, str]]] = {}
+
+    def chat_text(self, messages):
+        key = len(self._messages)
+        self._messages[key] = list(messages)
+        return str(key)
+
+    def encode(self, text: str) -> list[int]:
+        return [int(text)]
+
+    def check_length(self, prompt_ids, max_tokens, field="max_tokens") -> None:
+        pass
+
+    async def complete(self, prompt_ids, params, *, adapter=None):
+        from types import SimpleNamespace
+
+        messages = self._messages[prompt_ids[0]]
+        self.calls.append((messages, params, adapter))
+        text = self.answers[messages[-1]["content"]]
+        return SimpleNamespace(text=text, finish_reason="stop" if text.endswith(")") else "length")
+
+
+def test_predictor_constrained_greedy_and_few_shot_choice() -> None:
+    import asyncio
+
+    from serving.generation import RequestError
+    from viggo.predictor import ViggoOutputError, ViggoPrediction, ViggoPredictor
+
+    fake = FakeGenerator({"Halo is good.": "inform(name[Halo], rating[good])", "Cut off": "inform(name[Ha"})
+    predictor = ViggoPredictor(fake, max_tokens=64)  # type: ignore[arg-type]
+
+    prediction = asyncio.run(predictor.predict("  Halo is good. "))
+    assert prediction == ViggoPrediction(mr="inform(name[Halo], rating[good])", act="inform",
+                                         attributes={"name": "Halo", "rating": "good"})  # fmt: skip
+    messages, params, adapter = fake.calls[-1]
+    assert params.temperature == 0 and params.max_tokens == 64
+    assert params.structured_outputs.grammar == MR_GRAMMAR
+    assert len(messages) == 2 + 2 * len(FEW_SHOT_EXAMPLES) and adapter is None
+
+    results = asyncio.run(predictor.predict_many(["Halo is good.", "Cut off"], progress=False, few_shot=False))
+    assert results[0].mr == "inform(name[Halo], rating[good])"
+    assert isinstance(results[1], ViggoOutputError) and "max_tokens" in str(results[1])
+    assert all(len(call[0]) == 2 for call in fake.calls[-2:])
+
+    for sentence in ("", "   "):
+        with pytest.raises(RequestError) as error:
+            asyncio.run(predictor.predict(sentence))
+        assert error.value.field == "sentence"
+    with pytest.raises(RequestError) as error:  # NoAdapters: unknown adapter, before any generation
+        asyncio.run(predictor.predict_many(["Halo is good."], adapter="tuned", progress=False))
+    assert error.value.field == "adapter"
+
+
+def test_predictor_skips_few_shot_for_an_adapter() -> None:
+    import asyncio
+    from types import SimpleNamespace
+
+    from viggo.predictor import ViggoPredictor
+
+    fake = FakeGenerator({"Halo is good.": "inform(name[Halo], rating[good])"})
+    fake.adapters = SimpleNamespace(resolve=lambda name: None)  # type: ignore[assignment]
+    predictor = ViggoPredictor(fake)  # type: ignore[arg-type]
+    asyncio.run(predictor.predict("Halo is good.", adapter="tuned"))
+    messages, _params, adapter = fake.calls[-1]
+    assert adapter == "tuned" and [m["role"] for m in messages] == ["system", "user"]
+    asyncio.run(predictor.predict("Halo is good.", adapter="tuned", few_shot=True))
+    assert len(fake.calls[-1][0]) == 2 + 2 * len(FEW_SHOT_EXAMPLES)
+
+
+def test_grammar_caps_list_length(grammar_matcher_factory) -> None:
+    from viggo.schema import MAX_LIST_ITEMS
+
+    def platforms(count: int) -> str:
+        return f"inform(name[Halo], platforms[{', '.join(['PC'] * count)}])"
+
+    assert grammar_matcher_factory(platforms(MAX_LIST_ITEMS))
+    assert not grammar_matcher_factory(platforms(MAX_LIST_ITEMS + 1))

@@ -2,7 +2,7 @@
 
 What it guarantees, so that `MeaningRepresentation.parse` never fails on constrained output:
 one of the 9 acts; only the 14 attributes, each at most once and in the corpus' canonical order;
-bracket-free values without leading, trailing or doubled spaces; closed vocabularies for
+bracket-free values without leading, trailing or doubled spaces; lists of at most MAX_LIST_ITEMS; closed vocabularies for
 ratings, ESRB, genres, platforms, perspectives and yes/no slots; four-digit release years; and the
 empty value only in `request_attribute(attribute[])`, which the corpus always writes with exactly
 one attribute.
@@ -20,6 +20,7 @@ from viggo.schema import (
     EMPTY_VALUE_ACT,
     LIST_ATTRIBUTES,
     LIST_SEPARATOR,
+    MAX_LIST_ITEMS,
     SLOT_SEPARATOR,
 )
 
@@ -56,7 +57,11 @@ def build_grammar() -> str:
         later = ATTRIBUTES[index + 1] if index + 1 < len(ATTRIBUTES) else None
         value = f"item_{attribute}"
         if attribute in LIST_ATTRIBUTES:
-            value += f" ({_literal(LIST_SEPARATOR)} item_{attribute})*"
+            # Nested optionals rather than `{0,n}`, which older xgrammar releases do not parse.
+            more = ""
+            for _ in range(MAX_LIST_ITEMS - 1):
+                more = f" ({_literal(LIST_SEPARATOR)} item_{attribute}{more})?"
+            value += more
         lines.append(f"item_{attribute} ::= {_item_rule(attribute)}")
         lines.append(f"slot_{attribute} ::= {_literal(attribute + '[')} {value} \"]\"")
         # first_A: a non-empty run of slots from A on, in order; rest_A: the possibly empty

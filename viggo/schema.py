@@ -41,6 +41,10 @@ LIST_ATTRIBUTES: frozenset[str] = frozenset({"genres", "platforms", "player_pers
 # The only act whose attribute carries no value: `request_attribute(esrb[])` asks *for* the value.
 EMPTY_VALUE_ACT = "request_attribute"
 
+# The corpus has at most 4 list items (platforms); the grammar caps lists at this many so a model
+# cannot loop on "PC, Xbox, PC, ..." until max_tokens cuts the MR off.
+MAX_LIST_ITEMS = 5
+
 SLOT_SEPARATOR = ", "
 LIST_SEPARATOR = ", "
 

@@ -9,7 +9,9 @@ import yaml
 from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-DEFAULT_DATA = "/work/shared/data/viggo"
+from serving.paths import VIGGO_DATA
+
+DEFAULT_DATA = str(VIGGO_DATA)
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 # What the adapter names as its base when the offline default model was used: the Hub id of the
 # model the GGUF was made from. Its last component matches the served name, which is what the

@@ -1,6 +1,6 @@
 """Score entity extraction on a gold set, through a running service (--url) or an in-process engine.
 
-    python -m ner.evaluate --data /work/shared/data/ner/dev.jsonl [--url http://host:port] [--adapter NAME]
+    python -m ner.evaluate --data ../shared/data/ner/dev.jsonl [--url http://host:port] [--adapter NAME]
         [--json-out FILE] [--concurrency 8] [--api-key KEY]
 
 Matching is on the exact entity string, case-insensitive, per type; micro-F1 pools the four types.
@@ -22,6 +22,7 @@ from pydantic import ValidationError
 from tqdm import tqdm
 
 from ner.schema import ENTITY_FIELDS, Entities
+from serving.paths import NER_DEV_SET
 
 FIELDS = tuple(ENTITY_FIELDS.values())
 
@@ -180,7 +181,7 @@ async def run_local(gold: Sequence[GoldItem], args: argparse.Namespace) -> Repor
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ner.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, required=True, help="JSONL: {id, text, entities: {persons, ...}}")
+    parser.add_argument("--data", type=Path, default=NER_DEV_SET, help="JSONL: {id, text, entities: {persons, ...}} (default: the dev set)")
     parser.add_argument("--url", help="base URL of a running service; default: an in-process engine")
     parser.add_argument("--adapter", help="LoRA adapter name")
     parser.add_argument("--json-out", type=Path, help="write the full report here")

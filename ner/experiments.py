@@ -1,6 +1,6 @@
 """Compare NER decoding designs on a gold set with one in-process engine; each variant prints an evaluation table.
 
-    python -m ner.experiments --data /work/shared/data/ner/dev.jsonl [--only NAME ...] [--json-out FILE]
+    python -m ner.experiments --data ../shared/data/ner/dev.jsonl [--only NAME ...] [--json-out FILE]
 
 Micro-F1 on dev.jsonl with SmolLM2-135M-Instruct (CPU, temperature 0):
     free_json 0.418 (30 grounding drops) | span_enum_lists 0.476 | label_0_shots 0.390 |

@@ -19,8 +19,9 @@ transformers = pytest.importorskip("transformers")
 from finetune.config import ALL_LINEAR, FinetuneConfig, load_config  # noqa: E402
 from finetune.data import IGNORE_INDEX, CausalLMCollator, encode_examples, end_of_turn_token, render_prompt  # noqa: E402
 from viggo.dataset import ViggoExample, load_examples  # noqa: E402
+from serving.paths import VIGGO_DATA  # noqa: E402
 
-DATA = Path("/work/shared/data/viggo")
+DATA = VIGGO_DATA
 REPO = Path(__file__).resolve().parents[1]
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja", "generation_config.json")
 

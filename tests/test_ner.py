@@ -23,9 +23,10 @@ from ner.grounding import ground, occurrences
 from ner.prompt import EXAMPLES, labelling_messages
 from ner.schema import Entities
 from serving.generation import RequestError
+from serving.paths import NER_DEV_SET
 
 MODEL_DIR = Path.home() / ".cache" / "vllm-extraction" / "models" / "SmolLM2-135M-Instruct"
-DEV = Path("/work/shared/data/ner/dev.jsonl")
+DEV = NER_DEV_SET
 
 
 def dropped_count(kind: str) -> float:

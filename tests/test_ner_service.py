@@ -17,10 +17,11 @@ import pytest
 
 from ner.client import EntityExtractionClient, ExtractionResponse
 from ner.schema import Entities, EntitySpan
+from serving.paths import NER_DEV_SET
 
 pytestmark = pytest.mark.engine
 
-DEV = Path("/work/shared/data/ner/dev.jsonl")
+DEV = NER_DEV_SET
 SENTENCE = "Tim Cook said Apple will open a new campus in Austin on 4 March 2019."
 
 

@@ -14,8 +14,9 @@ from viggo.metrics import score
 from viggo.mr import MeaningRepresentation, MRParseError
 from viggo.prompt import FEW_SHOT_EXAMPLES, SYSTEM_INSTRUCTION, build_messages
 from viggo.schema import ACTS, ATTRIBUTES
+from serving.paths import VIGGO_DATA
 
-DATA = Path("/work/shared/data/viggo")
+DATA = VIGGO_DATA
 TOKENIZER_DIR = Path.home() / ".cache" / "vllm-extraction" / "models" / "SmolLM2-135M-Instruct"
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"ViGGO data not at {DATA}")
 

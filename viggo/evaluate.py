@@ -23,11 +23,12 @@ from tqdm.auto import tqdm
 from serving.generation import RequestError
 from viggo.dataset import HUB_DATASET, ViggoExample, load_examples
 from viggo.metrics import ViggoScores, score
+from serving.paths import VIGGO_DATA
 
 if TYPE_CHECKING:
     from vllm.lora.request import LoRARequest
 
-LOCAL_DATA = Path("/work/shared/data/viggo")
+LOCAL_DATA = VIGGO_DATA
 
 
 @dataclass(frozen=True)

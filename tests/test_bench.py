@@ -1,0 +1,65 @@
+"""Smoke test of the benchmark machinery (bench/) on a tiny load against the shared test server.
+
+Starts no engine of its own: `python -m bench --url ...` drives the session's `server` fixture.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench import load, report
+from bench.cli import main
+
+def test_percentile_and_report_without_engine(tmp_path: Path) -> None:
+    assert load.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert load.percentile([], 99) is None
+    row = {"concurrency": 1, "output_throughput": 100.0, "request_throughput": 1.0, "p50_ttft_ms": 10.0}
+    results = {"machine": "unit", "model": "m", "versions": {}, "note": "",
+               "load": {"input_len": 8, "output_len": 4, "prompts": "2"},
+               "systems": {"raw": {"serving": [row]},
+                           "service": {"serving": [dict(row, output_throughput=99.0, p50_ttft_ms=12.0)]}}}
+    paths = report.write_all(results, tmp_path)
+    data = json.loads((tmp_path / "unit.json").read_text())
+    (cmp,) = data["comparison"]
+    assert cmp["output_throughput"]["ratio"] == pytest.approx(0.99)
+    assert cmp["ttft_p50_delta_ms"] == pytest.approx(2.0)
+    assert cmp["meets_targets"] is True
+    assert "| 1 |" in (tmp_path / "unit.md").read_text()
+    assert {p.name for p in paths} >= {"unit.json", "unit.md", "unit-throughput.png", "unit-ttft.png"}
+
+
+@pytest.mark.engine
+def test_bench_tiny_load_against_shared_server(server, tmp_path: Path) -> None:
+    code = main([
+        "--url", server.url, "--api-key", server.api_key, "--label", "service", "--machine", "smoke",
+        "--out-dir", str(tmp_path / "results"), "--work-dir", str(tmp_path / "runs"),
+        "--concurrency", "1", "--prompts", "2", "--input-len", "16", "--output-len", "4", "--num-warmups", "0",
+        "--structured-concurrency", "2", "--structured-prompts", "2", "--structured-max-tokens", "8",
+        "--task-concurrency", "1", "--task-requests", "1",
+    ])  # fmt: skip
+    assert code == 0
+    data = json.loads((tmp_path / "results" / "smoke.json").read_text())
+    service = data["systems"]["service"]
+
+    (serving,) = service["serving"]
+    assert serving["concurrency"] == 1 and serving["completed"] == 2 and not serving.get("failed")
+    for key in ("request_throughput", "output_throughput", "p50_ttft_ms", "p99_ttft_ms", "p50_tpot_ms",
+                "p99_tpot_ms", "p50_e2el_ms", "p99_e2el_ms"):
+        assert serving[key] > 0, key
+    assert serving["output_throughput"] == pytest.approx(8 / serving["duration"], rel=0.05)  # 2 prompts x 4 tokens
+
+    (structured,) = service["structured"]
+    assert structured["free"]["ok"] == 2 and structured["constrained"]["ok"] == 2
+    assert structured["free"]["output_throughput"] > 0 and structured["ratio"] > 0
+
+    for name in ("extract_entities", "viggo"):  # measured when the endpoint answers, else says why not
+        task = service["tasks"][name]
+        assert task["measured"] is True or task["reason"]
+        if task["measured"]:
+            assert task["ok"] == 1 and task["request_throughput"] > 0
+
+    assert (tmp_path / "results" / "smoke.md").is_file()
+    assert (tmp_path / "results" / "smoke-throughput.png").stat().st_size > 0

@@ -13,10 +13,13 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from annotated_types import Ge, Gt, Le
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from serving.paths import REPO_ROOT
+
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "vllm-extraction"
+BUNDLED_VIGGO_ADAPTER = REPO_ROOT / "finetune" / "adapters" / "viggo-smollm2"
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -88,6 +91,11 @@ class ServiceSettings(BaseSettings):
         "the folders named in `adapters`.",
     )
     viggo_adapter: str | None = Field(None, description="Adapter used by /viggo when a request names none.")
+    bundled_adapters: bool = Field(
+        True,
+        description="With the offline default model, register the ViGGO adapter shipped in finetune/adapters as "
+        "`viggo` and make it /viggo's default (unless `adapters`/`viggo_adapter` say otherwise).",
+    )
 
     # --- API ---------------------------------------------------------------------------------
     api_key: SecretStr | None = Field(None, description="When set, every endpoint but health checks needs `Authorization: Bearer <key>`.")
@@ -130,6 +138,15 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _bundled_viggo_adapter(self) -> ServiceSettings:
+        # The shipped adapter was trained on the default model only: never offer it for another.
+        if self.bundled_adapters and self.model is None and self.enable_lora and BUNDLED_VIGGO_ADAPTER.is_dir():
+            self.adapters.setdefault("viggo", str(BUNDLED_VIGGO_ADAPTER))
+            if self.viggo_adapter is None:
+                self.viggo_adapter = "viggo"
+        return self
 
     @property
     def resolved_spool_dir(self) -> Path:

@@ -14,6 +14,8 @@ import pytest
 from finetune.config import load_config
 from finetune.train import train
 from tests.conftest import ServiceUnderTest
+from serving.paths import VIGGO_DATA
+from viggo.dataset import load_examples
 from viggo.prompt import build_messages
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -115,3 +117,15 @@ def test_adapter_refusals_name_the_reason(server: ServiceUnderTest, adapter_dir:
 
     unknown = httpx.post(f"{server.url}/viggo", headers=server.headers, json={"sentence": "Hi.", "adapter": "nope"}, timeout=30)
     assert unknown.status_code == 404 and "adapter" in unknown.text
+
+
+def test_bundled_viggo_adapter_is_registered_at_start_and_is_viggos_default(server: ServiceUnderTest) -> None:
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key)
+    assert "viggo" in {m.id for m in client.models.list().data}
+    examples = load_examples(VIGGO_DATA, "valid")[:6]
+    exact = 0
+    for example in examples:
+        response = httpx.post(f"{server.url}/viggo", headers=server.headers, json={"sentence": example.sentence}, timeout=120)
+        assert response.status_code == 200, response.text
+        exact += response.json()["mr"] == example.mr
+    assert exact >= 4, f"the tuned adapter should get most of these right, got {exact}/6"

@@ -55,21 +55,6 @@ def generate_mrs(model: Any, tokenizer: Any, sentences: list[str], *, batch_size
     return outputs
 
 
-def score(predictions: list[str], references: list[str]) -> dict[str, float]:
-    from viggo.mr import MeaningRepresentation
-
-    exact = sum(p == r.strip() for p, r in zip(predictions, references))
-    parsed = 0
-    for p in predictions:
-        try:
-            MeaningRepresentation.parse(p)
-            parsed += 1
-        except ValueError:
-            pass
-    n = max(len(references), 1)
-    return {"exact_match": exact / n, "parse_rate": parsed / n, "n": len(references)}
-
-
 def evaluate(base_path: str, adapter: str | Path | None, source: str, split: str, *, limit: int | None = None,
              batch_size: int = 32, device: str | None = None) -> dict[str, Any]:
     import torch
@@ -83,7 +68,9 @@ def evaluate(base_path: str, adapter: str | Path | None, source: str, split: str
     model = load_model(base_path, adapter, device)
     started = time.perf_counter()
     predictions = generate_mrs(model, tokenizer, [e.sentence for e in examples], batch_size=batch_size)
-    result = score(predictions, [e.mr for e in examples])
+    from viggo.metrics import score
+
+    result: dict[str, Any] = score(predictions, [e.mr for e in examples]).as_dict()
     result.update(adapter=str(adapter) if adapter else None, split=split, runtime_s=round(time.perf_counter() - started, 1))
     result["samples"] = [{"sentence": e.sentence, "reference": e.mr, "prediction": p}
                          for e, p in list(zip(examples, predictions))[:5]]
@@ -113,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out:
         args.out.write_text(text + "\n")
     print(text)
-    print(f"exact match {result['exact_match']:.3f} on {result['n']} {args.split} examples", file=sys.stderr)
+    print(f"exact match {result['exact_match']:.3f} on {result['count']} {args.split} examples", file=sys.stderr)
     return 0
 
 

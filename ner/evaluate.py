@@ -161,29 +161,28 @@ async def run_remote(gold: Sequence[GoldItem], args: argparse.Namespace) -> Repo
 
 async def run_local(gold: Sequence[GoldItem], args: argparse.Namespace) -> Report:
     from ner.extractor import EntityExtractor
-    from serving.engine import build_engine
-    from serving.generation import Generator
+    from serving.engine import local_generator
     from serving.settings import ServiceSettings
 
-    settings = ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64)
-    handle = build_engine(settings)
-    try:
-        extractor = EntityExtractor(Generator(handle.engine, settings.max_model_len), max_text_chars=settings.max_text_chars)
+    name, _, folder = (args.adapter or "").partition("=")
+    if name and not folder:
+        raise SystemExit("--adapter needs NAME=PATH without --url (the adapter to load into the local engine)")
+    settings = ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64, enable_lora=bool(name))
+    with local_generator(settings, {name: folder} if name else None) as generator:
+        extractor = EntityExtractor(generator, max_text_chars=settings.max_text_chars)
 
         async def predict(text: str) -> Prediction:
-            extraction = await extractor.extract(text, adapter=args.adapter)
+            extraction = await extractor.extract(text, adapter=name or None)
             return Prediction(extraction.entities(), dropped=extraction.dropped)
 
         return await evaluate(gold, predict, concurrency=args.concurrency)
-    finally:
-        handle.engine.shutdown()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ner.evaluate", description=__doc__.split("\n")[0])
     parser.add_argument("--data", type=Path, default=NER_DEV_SET, help="JSONL: {id, text, entities: {persons, ...}} (default: the dev set)")
     parser.add_argument("--url", help="base URL of a running service; default: an in-process engine")
-    parser.add_argument("--adapter", help="LoRA adapter name")
+    parser.add_argument("--adapter", help="with --url: NAME of an adapter the service has; else NAME=PATH to load locally")
     parser.add_argument("--json-out", type=Path, help="write the full report here")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=300.0, help="per request, seconds (--url)")

@@ -161,23 +161,18 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
 
 
 async def run(data: Path, only: Sequence[str]) -> dict[str, Any]:
-    from serving.engine import build_engine
+    from serving.engine import local_generator
     from serving.settings import ServiceSettings
 
     gold = load_gold(data)
-    settings = ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64)
-    handle = build_engine(settings)
     results = {}
-    try:
-        gen = Generator(handle.engine, settings.max_model_len)
+    with local_generator(ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64)) as gen:
         for name, make in VARIANTS.items():
             if only and not any(part in name for part in only):
                 continue
             summary = (await evaluate(gold, make(gen), progress=False)).summary()
             results[name] = summary
             print(f"\n== {name}\n{format_summary(summary)}", flush=True)
-    finally:
-        handle.engine.shutdown()
     return results
 
 

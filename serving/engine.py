@@ -8,9 +8,13 @@ extra flag in `vllm_args` behaves exactly as it does there.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
+from serving.generation import Generator, LocalAdapters
 from serving.model_source import ResolvedModel, resolve_model
 from serving.settings import ServiceSettings
 
@@ -81,3 +85,16 @@ def build_engine(settings: ServiceSettings) -> EngineHandle:
     # an H100) differ from the plain engine's, and cost the service ~30% throughput at concurrency 256.
     engine = AsyncLLM.from_engine_args(engine_args, usage_context=UsageContext.OPENAI_API_SERVER)
     return EngineHandle(engine=engine, args=args, model=model)
+
+
+@contextmanager
+def local_generator(settings: ServiceSettings, adapter_folders: Mapping[str, str | Path] | None = None) -> Iterator[Generator]:
+    """An in-process engine for CLIs and scripts (the service builds its own), shut down on exit.
+
+    Run it under `if __name__ == "__main__":`: the engine spawns processes.
+    """
+    handle = build_engine(settings)
+    try:
+        yield Generator(handle.engine, settings.max_model_len, LocalAdapters(adapter_folders))
+    finally:
+        handle.engine.shutdown()

@@ -7,7 +7,8 @@ rendered with the model's own chat template and an abandoned request never keeps
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -30,11 +31,23 @@ class AdapterResolver(Protocol):
     def resolve(self, name: str | None) -> LoRARequest | None: ...
 
 
-class NoAdapters:
+class LocalAdapters:
+    """Adapters given by folder to an in-process engine (CLIs, scripts); the service uses AdapterRegistry."""
+
+    def __init__(self, folders: Mapping[str, str | Path] | None = None) -> None:
+        from vllm.lora.request import LoRARequest
+
+        self.requests = {
+            name: LoRARequest(name, index, str(Path(folder).expanduser().resolve()))
+            for index, (name, folder) in enumerate((folders or {}).items(), start=1)
+        }
+
     def resolve(self, name: str | None) -> LoRARequest | None:
-        if name:
-            raise RequestError("adapter", f"unknown adapter {name!r}: LoRA is not enabled on this service", 404)
-        return None
+        if not name:
+            return None
+        if name not in self.requests:
+            raise RequestError("adapter", f"unknown adapter {name!r}; known: {sorted(self.requests) or 'none'}", 404)
+        return self.requests[name]
 
 
 class Generator:
@@ -42,7 +55,7 @@ class Generator:
         self.engine = engine
         self.tokenizer = engine.get_tokenizer()
         self.max_model_len = max_model_len
-        self.adapters: AdapterResolver = adapters or NoAdapters()
+        self.adapters: AdapterResolver = adapters or LocalAdapters()
 
     def chat_text(self, messages: Sequence[dict[str, str]]) -> str:
         """The prompt text the model's chat template makes of these messages."""

@@ -312,10 +312,10 @@ class FakeGenerator:
     """Records what the predictor asks of the engine and answers with canned MR text."""
 
     def __init__(self, answers: dict[str, str]) -> None:
-        from serving.generation import NoAdapters
+        from serving.generation import LocalAdapters
 
         self.answers = answers
-        self.adapters = NoAdapters()
+        self.adapters = LocalAdapters()
         self.calls: list[tuple[list[dict[str, str]], object, str | None]] = []
         self._messages: dict[int, list[dict[str, str]]] = {}
 
@@ -365,7 +365,7 @@ def test_predictor_constrained_greedy_and_few_shot_choice() -> None:
         with pytest.raises(RequestError) as error:
             asyncio.run(predictor.predict(sentence))
         assert error.value.field == "sentence"
-    with pytest.raises(RequestError) as error:  # NoAdapters: unknown adapter, before any generation
+    with pytest.raises(RequestError) as error:  # no adapters: unknown adapter, before any generation
         asyncio.run(predictor.predict_many(["Halo is good."], adapter="tuned", progress=False))
     assert error.value.field == "adapter"
 

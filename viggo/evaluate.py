@@ -16,17 +16,12 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from tqdm.auto import tqdm
 
-from serving.generation import RequestError
+from serving.paths import VIGGO_DATA
 from viggo.dataset import HUB_DATASET, ViggoExample, load_examples
 from viggo.metrics import ViggoScores, score
-from serving.paths import VIGGO_DATA
-
-if TYPE_CHECKING:
-    from vllm.lora.request import LoRARequest
 
 LOCAL_DATA = VIGGO_DATA
 
@@ -37,69 +32,45 @@ class Outcome:
     error: str | None = None
 
 
-class StaticAdapters:
-    """The adapters given on the command line, for the in-process engine."""
-
-    def __init__(self, requests: dict[str, LoRARequest]) -> None:
-        self.requests = requests
-
-    def resolve(self, name: str | None) -> LoRARequest | None:
-        if not name:
-            return None
-        if name not in self.requests:
-            raise RequestError("adapter", f"unknown adapter {name!r}; known: {sorted(self.requests)}", 404)
-        return self.requests[name]
-
-
 def _lora_rank(path: Path) -> int | None:
     config = path / "adapter_config.json"
     return json.loads(config.read_text()).get("r") if config.is_file() else None
 
 
 def run_local(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[list[Outcome], float]:
-    from vllm.lora.request import LoRARequest
-
-    from serving.engine import build_engine
-    from serving.generation import Generator
+    from serving.engine import local_generator
     from serving.settings import ServiceSettings
     from viggo.predictor import ViggoOutputError, ViggoPredictor
 
-    adapters: dict[str, LoRARequest] = {}
-    adapter_name, rank = None, None
+    adapter_name, folders, rank = None, {}, None
     if args.adapter:
         adapter_name, _, raw_path = args.adapter.partition("=")
         if not raw_path:
             raise SystemExit("--adapter needs NAME=PATH without --url (the adapter to load into the local engine)")
-        path = Path(raw_path).expanduser().resolve()
-        adapters[adapter_name] = LoRARequest(adapter_name, 1, str(path))
-        rank = _lora_rank(path)
+        folders[adapter_name] = raw_path
+        rank = _lora_rank(Path(raw_path).expanduser())
     settings = ServiceSettings(
         model=args.model,
         max_model_len=args.max_model_len,
         kv_cache_memory_bytes=args.kv_cache_gib << 30,
         max_num_seqs=args.max_num_seqs,
         # LoRA support costs memory and speed; only pay for it when an adapter is evaluated.
-        enable_lora=bool(adapters),
+        enable_lora=bool(folders),
         max_lora_rank=max(16, rank or 0),
     )
-    handle = build_engine(settings)
-    try:
-        generator = Generator(handle.engine, settings.max_model_len, StaticAdapters(adapters))
-        predictor = ViggoPredictor(generator, max_tokens=args.max_tokens)
 
-        async def predict_all() -> tuple[list[Outcome], float]:
-            started = time.perf_counter()
-            results = await predictor.predict_many(sentences, adapter_name, few_shot=args.few_shot)
-            elapsed = time.perf_counter() - started
-            outcomes = [
-                Outcome(result.text, str(result)) if isinstance(result, ViggoOutputError) else Outcome(result.mr)
-                for result in results
-            ]
-            return outcomes, elapsed
+    async def predict_all(predictor: ViggoPredictor) -> tuple[list[Outcome], float]:
+        started = time.perf_counter()
+        results = await predictor.predict_many(sentences, adapter_name, few_shot=args.few_shot)
+        elapsed = time.perf_counter() - started
+        outcomes = [
+            Outcome(result.text, str(result)) if isinstance(result, ViggoOutputError) else Outcome(result.mr)
+            for result in results
+        ]
+        return outcomes, elapsed
 
-        return asyncio.run(predict_all())
-    finally:
-        handle.engine.shutdown()
+    with local_generator(settings, folders) as generator:
+        return asyncio.run(predict_all(ViggoPredictor(generator, max_tokens=args.max_tokens)))
 
 
 async def run_http(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[list[Outcome], float]:

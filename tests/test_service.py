@@ -123,6 +123,9 @@ def test_metrics_carry_vllm_and_bentoml_series(server: ServiceUnderTest) -> None
                    "vllm:time_to_first_token_seconds_bucket", "vllm:request_time_per_output_token_seconds_bucket"):
         assert series in text, series
     assert "bentoml_service_request" in text
+    # The service's own series: grounding drops (NER) and the result spool (persistence).
+    for series in ("ner_dropped_entities_total", "results_spool_pending"):
+        assert series in text, series
 
 
 def test_swagger_lists_every_endpoint_with_examples(server: ServiceUnderTest) -> None:

@@ -46,6 +46,7 @@ def client_error(exc: RequestError) -> JSONResponse:
     traffic={"concurrency": settings.max_num_seqs, "timeout": settings.request_timeout_s},
     resources={"gpu": settings.tensor_parallel_size},
     endpoints={"livez": "/livez", "readyz": "/readyz"},
+    tracing={"excluded_urls": [] if settings.trace_openai_api else ["/v1/"]},
 )
 class LLMService:
     """LLM serving on vLLM: streaming generation, OpenAI-compatible /v1, entity and ViGGO extraction."""

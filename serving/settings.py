@@ -99,6 +99,12 @@ class ServiceSettings(BaseSettings):
 
     # --- API ---------------------------------------------------------------------------------
     api_key: SecretStr | None = Field(None, description="When set, every endpoint but health checks needs `Authorization: Bearer <key>`.")
+    trace_openai_api: bool = Field(
+        False,
+        description="Let BentoML's OpenTelemetry middleware trace /v1. It opens a span per streamed chunk, which "
+        "cost the service a large share of its throughput at high concurrency (bench/README.md); vLLM can trace "
+        "its own requests instead (`--otlp-traces-endpoint` in vllm_args).",
+    )
     request_timeout_s: Annotated[int, Ge(1)] = 600
     max_text_chars: Annotated[int, Ge(1)] = 8000
     max_batch_items: Annotated[int, Ge(1)] = 256

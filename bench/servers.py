@@ -1,0 +1,84 @@
+"""Start raw `vllm serve` and this service with the same engine flags, one at a time, on 127.0.0.1."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+def raw_command(cli_args: list[str], port: int) -> list[str]:
+    """`vllm serve` as the CLI runs it, with the service's flags (serving.engine.vllm_cli_args).
+
+    Through bench.vllm_cli: vLLM's CLI unchanged but for the version lookup the CPU wheel fails.
+    """
+    return [sys.executable, "-m", "bench.vllm_cli", "serve", *cli_args, "--host", "127.0.0.1",
+            "--port", str(port)]
+
+
+def service_command(port: int) -> list[str]:
+    return [sys.executable, "-m", "bentoml", "serve", ".", "--host", "127.0.0.1", "--port", str(port)]
+
+
+@contextmanager
+def running(kind: str, cmd: list[str], env: dict[str, str], log_path: Path, ready_path: str,
+            timeout_s: float = 1200) -> Iterator[str]:
+    """Start `cmd` in its own process group, yield its base URL once `ready_path` answers 200, stop it."""
+    port = int(cmd[cmd.index("--port") + 1])
+    url = f"http://127.0.0.1:{port}"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with log_path.open("wb") as log:
+        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    started = time.monotonic()
+    try:
+        while not _ok(url + ready_path):
+            if proc.poll() is not None:
+                raise RuntimeError(f"{kind} exited with {proc.returncode}:\n{_tail(log_path)}")
+            if time.monotonic() - started > timeout_s:
+                raise RuntimeError(f"{kind} not ready within {timeout_s}s:\n{_tail(log_path)}")
+            time.sleep(1)
+        print(f"[bench] {kind} ready at {url} after {time.monotonic() - started:.0f} s", flush=True)
+        yield url
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is not None:
+        return
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(timeout=60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    # Engine core processes sit in the same group; give the OS a moment to free memory / GPU.
+    time.sleep(3)
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -83,12 +83,13 @@ class LLMService:
         for name, source in settings.adapters.items():
             await self.adapters.register(name, source)
         await self.store.start()
-        openai_app.attach(app)
+        await openai_app.start(app)
         self.ready = True
 
     @bentoml.on_shutdown
     async def _stop(self) -> None:
         self.ready = False
+        await openai_app.stop()
         await self.store.close()
         self.handle.engine.shutdown()
 

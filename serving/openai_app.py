@@ -3,12 +3,16 @@ service's engine: no second engine, no hand-written protocol.
 
 The app can only be built once the engine runs (vLLM asks the engine which tasks it supports), but
 BentoML mounts ASGI apps when the class is defined. `LateOpenAIApp` is mounted at `/v1` then and
-receives vLLM's app in the service's startup hook.
+receives vLLM's app in the service's startup hook. A mount's lifespan never runs, so `start` runs
+vLLM's own: it freezes the startup heap out of the garbage collector (without it, full collections
+over torch/vLLM/BentoML's objects stall the event loop that streams every token) and logs engine
+stats periodically, as `vllm serve` does.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from typing import TYPE_CHECKING, Any
 
@@ -39,9 +43,16 @@ class LateOpenAIApp:
 
     def __init__(self) -> None:
         self.app: Any = None
+        self._lifespan = contextlib.AsyncExitStack()
 
-    def attach(self, app: Any) -> None:
+    async def start(self, app: Any) -> None:
+        """Run vLLM's app lifespan (call last in startup: it freezes the heap built so far), then serve it."""
+        await self._lifespan.enter_async_context(app.router.lifespan_context(app))
         self.app = app
+
+    async def stop(self) -> None:
+        self.app = None
+        await self._lifespan.aclose()
 
     @property
     def state(self) -> Any:

@@ -8,8 +8,6 @@ extra flag in `vllm_args` behaves exactly as it does there.
 from __future__ import annotations
 
 import argparse
-import atexit
-import gc
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -100,6 +98,3 @@ def local_generator(settings: ServiceSettings, adapter_folders: Mapping[str, str
         yield Generator(handle.engine, settings.max_model_len, LocalAdapters(adapter_folders))
     finally:
         handle.engine.shutdown()
-        # The engine sits in reference cycles that outlive this block; collected only at interpreter
-        # teardown, its __del__ would call into already-cleared vLLM modules and print a traceback.
-        atexit.register(gc.collect)

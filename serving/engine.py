@@ -8,6 +8,8 @@ extra flag in `vllm_args` behaves exactly as it does there.
 from __future__ import annotations
 
 import argparse
+import importlib
+import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -71,8 +73,22 @@ class EngineHandle:
     model: ResolvedModel
 
 
+def _import_engine_modules() -> None:
+    """Import vLLM's engine on a helper thread, whose stack holds nothing of ours.
+
+    Some vLLM modules keep the ImportError of an optional dependency (torchcodec, on CPU); its
+    traceback keeps alive every frame that was on the stack during the import. Imported from
+    build_engine's caller chain, those frames later hold the engine, which then outlives its
+    shutdown until interpreter teardown, where AsyncLLM.__del__ fails on vLLM's cleared modules.
+    """
+    thread = threading.Thread(target=importlib.import_module, args=("vllm.v1.engine.async_llm",), daemon=True)
+    thread.start()
+    thread.join()
+
+
 def build_engine(settings: ServiceSettings) -> EngineHandle:
     """Resolve the model and start the engine (20-90 s on CPU, longer for big models on GPU)."""
+    _import_engine_modules()
     from vllm.engine.arg_utils import AsyncEngineArgs
     from vllm.usage.usage_lib import UsageContext
     from vllm.v1.engine.async_llm import AsyncLLM

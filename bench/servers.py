@@ -1,4 +1,7 @@
-"""Start raw `vllm serve` and this service with the same engine flags, one at a time, on 127.0.0.1."""
+"""Start raw `vllm serve` and this service with the same engine flags, one at a time, on 127.0.0.1.
+
+`running` also starts the test session's service (tests/conftest.py).
+"""
 
 from __future__ import annotations
 
@@ -61,7 +64,7 @@ def running(kind: str, cmd: list[str], env: dict[str, str], log_path: Path, read
             if time.monotonic() - started > timeout_s:
                 raise RuntimeError(f"{kind} not ready within {timeout_s}s:\n{_tail(log_path)}")
             time.sleep(1)
-        print(f"[bench] {kind} ready at {url} after {time.monotonic() - started:.0f} s", flush=True)
+        print(f"{kind} ready at {url} after {time.monotonic() - started:.0f} s", flush=True)
         yield url
     finally:
         _stop(proc)

@@ -11,7 +11,6 @@ Fixtures: `aws_credentials` (session; fake keys in the environment), `moto_serve
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import tempfile
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from bench.servers import free_port
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -40,12 +41,6 @@ FAKE_AWS_ENV = {
     "NO_PROXY": "127.0.0.1,localhost",
     "no_proxy": "127.0.0.1,localhost",
 }
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class MotoServer:
@@ -133,7 +128,7 @@ def aws_credentials() -> Iterator[None]:
 @pytest.fixture(scope="session")
 def moto_server(aws_credentials: None) -> Iterator[MotoServer]:
     log_path = Path(tempfile.mkdtemp(prefix="moto-")) / "moto.log"
-    server = MotoServer(_free_port(), log_path)
+    server = MotoServer(free_port(), log_path)
     server.start()
     try:
         yield server

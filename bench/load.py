@@ -23,6 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bench.servers import log_tail
+from serving.paths import REPO_ROOT
+
 # The figures kept from vllm bench serve's result (p50/p99 come from --metric-percentiles 50,99).
 SERVING_KEYS = [
     "completed", "failed", "duration", "request_throughput", "output_throughput", "total_token_throughput",
@@ -68,12 +71,10 @@ def serving_load(target: Target, concurrencies: list[int], prompts_expr: str, in
     cmd = [sys.executable, "-m", "bench.vllm_runner", str(out), ",".join(map(str, concurrencies)), prompts_expr,
            "--", *flags]
     log = work_dir / f"{label}-bench-serve.log"
-    root = Path(__file__).resolve().parent.parent
     with log.open("w") as f:
-        proc = subprocess.run(cmd, cwd=root, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout_s)
+        proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout_s)
     if proc.returncode != 0 and not out.exists():
-        tail = "\n".join(log.read_text(errors="replace").splitlines()[-40:])
-        raise RuntimeError(f"vllm bench serve failed ({proc.returncode}):\n{tail}")
+        raise RuntimeError(f"vllm bench serve failed ({proc.returncode}):\n{log_tail(log)}")
     rows = []
     for raw in json.loads(out.read_text()) if out.exists() else []:
         row = {"concurrency": raw["max_concurrency"], "num_prompts": raw["num_prompts"]}

@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from serving.paths import REPO_ROOT
 
 
 def free_port() -> int:
@@ -55,14 +55,14 @@ def running(kind: str, cmd: list[str], env: dict[str, str], log_path: Path, read
     url = f"http://127.0.0.1:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     started = time.monotonic()
     try:
         while not _ok(url + ready_path):
             if proc.poll() is not None:
-                raise RuntimeError(f"{kind} exited with {proc.returncode}:\n{_tail(log_path)}")
+                raise RuntimeError(f"{kind} exited with {proc.returncode}:\n{log_tail(log_path)}")
             if time.monotonic() - started > timeout_s:
-                raise RuntimeError(f"{kind} not ready within {timeout_s}s:\n{_tail(log_path)}")
+                raise RuntimeError(f"{kind} not ready within {timeout_s}s:\n{log_tail(log_path)}")
             time.sleep(1)
         print(f"{kind} ready at {url} after {time.monotonic() - started:.0f} s", flush=True)
         yield url
@@ -83,5 +83,5 @@ def _stop(proc: subprocess.Popen) -> None:
     time.sleep(3)
 
 
-def _tail(path: Path, lines: int = 40) -> str:
+def log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])

@@ -15,11 +15,11 @@ import pytest
 
 pytest.register_assert_rewrite("tests.s3_fixtures")
 from bench.servers import free_port, running, service_command
+from serving.paths import REPO_ROOT
 from tests.s3_fixtures import FAKE_AWS_ENV, MotoServer
 
 pytest_plugins = ["tests.s3_fixtures"]
 
-ROOT = Path(__file__).resolve().parent.parent
 API_KEY = "test-key-not-secret"
 RESULTS_BUCKET = "service-results"
 STARTUP_TIMEOUT_S = 600
@@ -53,7 +53,7 @@ def server(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) ->
         "RESULTS_URI": f"s3://{RESULTS_BUCKET}/runs",
         "S3_ENDPOINT_URL": moto_server.endpoint_url,
         "SPOOL_DIR": str(work / "spool"),
-        "ADAPTER_ROOTS": f"{adapter_root},{ROOT / 'finetune' / 'adapters'}",
+        "ADAPTER_ROOTS": f"{adapter_root},{REPO_ROOT / 'finetune' / 'adapters'}",
         # Small and fixed: the CI machine has 2 cores and 24 GiB.
         "KV_CACHE_MEMORY_BYTES": str(1 << 30),
         "MAX_NUM_SEQS": "32",

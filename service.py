@@ -104,7 +104,7 @@ class LLMService:
     @bentoml.api
     async def generate(
         self,
-        prompt: Annotated[str, Field(description="Plain-text prompt (or use `messages`).", examples=["Write a haiku about GPUs."])] = "",
+        prompt: Annotated[str, Field(description="Raw text to continue, no chat template (or use `messages`).", examples=["Once upon a time"])] = "",
         messages: Annotated[list[ChatMessage] | None, Field(description="Chat messages, rendered with the model's chat template.")] = None,
         max_tokens: MaxTokens = 256,
         temperature: Temperature = 0.7,

@@ -42,6 +42,8 @@ def test_every_endpoint_has_a_working_example(server: ServiceUnderTest) -> None:
             assert example_body(spec, path)["adapter"] == body["adapter"]
         response = httpx.post(f"{server.url}{path}", headers=server.headers, json=body, timeout=120)
         assert response.status_code == 200, (path, body, response.text)
+        if path == "/generate":  # the example must produce text, not just an empty 200 stream
+            assert response.text.strip(), body
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (apt-get install chromium); CI installs it")

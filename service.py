@@ -6,37 +6,36 @@ Settings: `bentoml serve . --arg max_num_seqs=32` or environment variables (see 
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncGenerator
-from typing import Annotated, Any
+from typing import Annotated
 
 import bentoml
-from annotated_types import Ge, Gt, Le
+from annotated_types import Ge, Le
 from pydantic import Field
-from starlette.responses import JSONResponse
 
-from ner.api import EXAMPLE_TEXT, BatchItemResult, EntityResult, TextSample
-from serving.api_models import AdapterRegistration, AdapterView, ChatMessage, error_body
+from ner.protocol import EXAMPLE_TEXT, BatchItemResult, EntityResult, TextSample
 from serving.auth import ApiKeyMiddleware
-from serving.generation import RequestError
+from serving.errors import answers_errors
 from serving.openai_app import LateOpenAIApp
+from serving.protocol import (
+    AdapterName,
+    AdapterRegistration,
+    AdapterView,
+    ChatMessage,
+    Persist,
+    Prompt,
+    Temperature,
+    TopP,
+)
 from serving.settings import ServiceSettings
-from viggo.predictor import ViggoPrediction
+from viggo.protocol import ViggoPrediction
 
-logger = logging.getLogger("bentoml.service")
-
+# vLLM is imported only inside the class's methods: the `bentoml serve` and `bentoml build` processes
+# import this module too, and need none of it.
 settings = bentoml.use_arguments(ServiceSettings)
 openai_app = LateOpenAIApp()
 
 MaxTokens = Annotated[int, Ge(1), Le(settings.max_model_len)]
-AdapterName = Annotated[str | None, Field(description="Name of a registered LoRA adapter; default: the base model.")]
-Persist = Annotated[bool | None, Field(description="Store the result under results_uri; default: the service's persist_results.")]
-Temperature = Annotated[float, Ge(0.0), Le(2.0)]
-TopP = Annotated[float, Gt(0.0), Le(1.0)]
-
-
-def client_error(exc: RequestError) -> JSONResponse:
-    return JSONResponse(error_body(exc), status_code=exc.status)
 
 
 @bentoml.asgi_app(openai_app, path="/v1")
@@ -52,11 +51,10 @@ class LLMService:
     """LLM serving on vLLM: streaming generation, OpenAI-compatible /v1, entity and ViGGO extraction."""
 
     def __init__(self) -> None:
+        from ner.extractor import EntityExtractor
+        from ner.records import EntityRecords
         from serving.engine import build_engine
         from serving.generation import Generator
-
-        from ner.api import EntityRecords
-        from ner.extractor import EntityExtractor
         from serving.results_store import ResultStore
         from viggo.predictor import ViggoPredictor
 
@@ -102,102 +100,89 @@ class LLMService:
         return with_engine_series(content)
 
     @bentoml.api
+    @answers_errors
     async def generate(
         self,
-        prompt: Annotated[str, Field(description="Raw text to continue, no chat template (or use `messages`).", examples=["Once upon a time"])] = "",
-        messages: Annotated[list[ChatMessage] | None, Field(description="Chat messages, rendered with the model's chat template.")] = None,
+        prompt: Prompt = "",
+        messages: Annotated[
+            list[ChatMessage] | None, Field(description="Chat messages, rendered with the model's chat template.")
+        ] = None,
         max_tokens: MaxTokens = 256,
         temperature: Temperature = 0.7,
         top_p: TopP = 1.0,
         stop: list[str] | None = None,
         seed: int | None = None,
-        adapter: Annotated[str | None, Field(description="Name of a registered LoRA adapter.")] = None,
+        adapter: AdapterName = None,
     ) -> AsyncGenerator[str, None]:
         """Stream generated text. Disconnecting aborts the request in the engine."""
         from vllm import SamplingParams
 
-        try:
-            if messages:
-                prompt_ids = self.generator.encode(self.generator.chat_text([m.model_dump() for m in messages]))
-            elif prompt.strip():
-                prompt_ids = self.generator.encode(prompt)
-            else:
-                raise RequestError("prompt", "give a non-empty `prompt` or a non-empty `messages` list", 422)
-            self.generator.check_length(prompt_ids, max_tokens)
-            self.adapters.resolve(adapter)
-        except RequestError as exc:
-            return client_error(exc)  # type: ignore[return-value]  # BentoML sends a Response as is
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed)
-        return self._stream_text(prompt_ids, params, adapter)
-
-    async def _stream_text(self, prompt_ids: list[int], params: Any, adapter: str | None) -> AsyncGenerator[str, None]:
-        sent = 0
-        async for output in self.generator.stream(prompt_ids, params, adapter=adapter):
-            text = output.outputs[0].text
-            if len(text) > sent:
-                yield text[sent:]
-                sent = len(text)
+        return self.generator.text_stream(self.generator.prompt_ids(prompt, messages), params, adapter)
 
     @bentoml.api
+    @answers_errors
     async def extract_entities(
         self,
-        text: Annotated[str | None, Field(description="The text to extract entities from.", examples=[EXAMPLE_TEXT])] = None,
-        body: Annotated[str | None, Field(description="Alternative to `text` (the `{id, body}` text-sample shape).")] = None,
+        text: Annotated[
+            str | None, Field(description="The text to extract entities from.", examples=[EXAMPLE_TEXT])
+        ] = None,
+        body: Annotated[
+            str | None, Field(description="Alternative to `text` (the `{id, body}` text-sample shape).")
+        ] = None,
         id: Annotated[str | None, Field(description="Record id of the stored result; generated when absent.")] = None,
         adapter: AdapterName = None,
         persist: Persist = None,
     ) -> EntityResult:
         """Persons, organizations, locations and dates in `text`, each grounded by its character spans."""
-        try:
-            return await self.entity_records.run(TextSample(text=text, body=body, id=id), adapter=adapter, persist=persist)
-        except RequestError as exc:
-            return client_error(exc)  # type: ignore[return-value]
+        sample = TextSample(text=text, body=body, id=id)
+        return await self.entity_records.run(sample, adapter=adapter, persist=persist)
 
     @bentoml.api
+    @answers_errors
     async def extract_entities_batch(
         self,
-        items: Annotated[list[TextSample], Field(min_length=1, max_length=settings.max_batch_items,
-                                                 examples=[[{"text": EXAMPLE_TEXT}, {"id": "doc-2", "body": "Tim Cook runs Apple."}]])],
+        items: Annotated[
+            list[TextSample],
+            Field(
+                min_length=1,
+                max_length=settings.max_batch_items,
+                examples=[[{"text": EXAMPLE_TEXT}, {"id": "doc-2", "body": "Tim Cook runs Apple."}]],
+            ),
+        ],
         adapter: AdapterName = None,
         persist: Persist = None,
     ) -> list[BatchItemResult]:
         """Several texts at once on the one engine; results in input order, errors reported per item."""
-        try:
-            self.adapters.resolve(adapter)
-        except RequestError as exc:
-            return client_error(exc)  # type: ignore[return-value]
+        self.adapters.resolve(adapter)
         return await self.entity_records.run_batch(items, adapter=adapter, persist=persist)
 
     @bentoml.api
+    @answers_errors
     async def viggo(
         self,
-        sentence: Annotated[str, Field(description="A sentence about a video game.",
-                                       examples=["Blizzard North released Diablo II for the Mac and I think it's good."])],
+        sentence: Annotated[
+            str,
+            Field(
+                description="A sentence about a video game.",
+                examples=["Blizzard North released Diablo II for the Mac and I think it's good."],
+            ),
+        ],
         adapter: AdapterName = None,
     ) -> ViggoPrediction:
         """The sentence's ViGGO meaning representation, always well-formed (grammar-constrained decoding)."""
-        from viggo.predictor import ViggoOutputError
-
-        try:
-            return await self.viggo_predictor.predict(sentence, adapter or settings.viggo_adapter)
-        except RequestError as exc:
-            return client_error(exc)  # type: ignore[return-value]
-        except ViggoOutputError as exc:
-            return client_error(RequestError("sentence", str(exc), 422))  # type: ignore[return-value]
+        return await self.viggo_predictor.predict(sentence, adapter or settings.viggo_adapter)
 
     @bentoml.api(route="/admin/adapters")
+    @answers_errors
     async def register_adapter(self, adapter: AdapterRegistration) -> AdapterView:
         """Register (or replace) a LoRA adapter at run time; it then appears in /v1/models."""
-        try:
-            info = await self.adapters.register(adapter.name, adapter.source)
-        except RequestError as exc:
-            return client_error(exc)  # type: ignore[return-value]
-        return AdapterView(name=info.name, source=info.source, rank=info.rank, base_model=info.base_model)
+        return AdapterView.of(await self.adapters.register(adapter.name, adapter.source))
 
     @bentoml.api(route="/admin/adapters/list")
     async def list_adapters(self) -> list[AdapterView]:
         """The registered LoRA adapters."""
-        return [AdapterView(name=i.name, source=i.source, rank=i.rank, base_model=i.base_model) for i in self.adapters.list()]
+        return [AdapterView.of(info) for info in self.adapters.list()]
 
 
 if settings.api_key is not None:

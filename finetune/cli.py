@@ -24,10 +24,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--upload-to", help="override upload_to (s3://bucket/prefix)")
     parser.add_argument("--torch-threads", type=int, help="override torch_threads")
     resume = parser.add_mutually_exclusive_group()
-    resume.add_argument("--resume", action="store_const", const="always", dest="resume",
-                        help="resume from the last checkpoint in output_dir (fail if none)")
-    resume.add_argument("--no-resume", action="store_const", const="never", dest="resume",
-                        help="start afresh even if output_dir has checkpoints")
+    resume.add_argument(
+        "--resume",
+        action="store_const",
+        const="always",
+        dest="resume",
+        help="resume from the last checkpoint in output_dir (fail if none)",
+    )
+    resume.add_argument(
+        "--no-resume",
+        action="store_const",
+        const="never",
+        dest="resume",
+        help="start afresh even if output_dir has checkpoints",
+    )
     return parser
 
 

@@ -9,7 +9,7 @@ import yaml
 from annotated_types import Ge, Gt, Le
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from serving.paths import VIGGO_DATA
+from serving.paths import DEFAULT_CACHE_DIR, VIGGO_DATA
 
 DEFAULT_DATA = str(VIGGO_DATA)
 ALL_LINEAR = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
@@ -24,15 +24,21 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    source: str = Field(DEFAULT_DATA, description="Folder with {split}.csv/.jsonl, a .csv (mr, ref), an alpaca "
-                        ".jsonl (instruction/input/output), or the Hub dataset 'GEM/viggo'.")
+    source: str = Field(
+        DEFAULT_DATA,
+        description="Folder with {split}.csv/.jsonl, a .csv (mr, ref), an alpaca "
+        ".jsonl (instruction/input/output), or the Hub dataset 'GEM/viggo'.",
+    )
     train_split: str = "train"
     eval_split: str | None = Field("valid", description="None: no evaluation.")
-    eval_source: str | None = Field(None, description="Where the eval split lives if not in `source` (e.g. a 2nd JSONL).")
+    eval_source: str | None = Field(
+        None, description="Where the eval split lives if not in `source` (e.g. a 2nd JSONL)."
+    )
     max_train_samples: Annotated[int, Ge(1)] | None = Field(None, description="Keep the first N training examples.")
     max_eval_samples: Annotated[int, Ge(1)] | None = None
-    cutoff_len: Annotated[int, Ge(16)] = Field(384, description="Max tokens of prompt + response; longer ones are "
-                                                "dropped (or truncated, see `drop_long`).")
+    cutoff_len: Annotated[int, Ge(16)] = Field(
+        384, description="Max tokens of prompt + response; longer ones are dropped (or truncated, see `drop_long`)."
+    )
     drop_long: bool = Field(True, description="Drop examples longer than cutoff_len instead of truncating them.")
 
 
@@ -58,11 +64,17 @@ class EvalConfig(_Strict):
 
 
 class FinetuneConfig(_Strict):
-    base_model: str | None = Field(None, description="None: the offline default SmolLM2-135M-Instruct; else a local "
-                                   "folder, a Hugging Face id, or s3://bucket/prefix.")
-    base_model_name: str | None = Field(None, description="What adapter_config.json names as the base model "
-                                        "(default: `base_model`, or the Hub id of the default model).")
-    cache_dir: Path = Field(Path.home() / ".cache" / "vllm-extraction", description="Where the default model lives.")
+    base_model: str | None = Field(
+        None,
+        description="None: the offline default SmolLM2-135M-Instruct; else a local "
+        "folder, a Hugging Face id, or s3://bucket/prefix.",
+    )
+    base_model_name: str | None = Field(
+        None,
+        description="What adapter_config.json names as the base model "
+        "(default: `base_model`, or the Hub id of the default model).",
+    )
+    cache_dir: Path = Field(DEFAULT_CACHE_DIR, description="Where the default model lives.")
     s3_endpoint_url: str | None = None
 
     data: DataConfig = Field(default_factory=DataConfig)
@@ -80,20 +92,24 @@ class FinetuneConfig(_Strict):
     batch_size: Annotated[int, Ge(1)] = Field(8, description="Per device.")
     gradient_accumulation_steps: Annotated[int, Ge(1)] = 1
     seed: int = 42
-    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field("auto", description="auto: bf16 autocast on a GPU "
-                                                                "that supports it, fp32 on CPU.")
+    precision: Literal["auto", "fp32", "bf16", "fp16"] = Field(
+        "auto", description="auto: bf16 autocast on a GPU that supports it, fp32 on CPU."
+    )
     gradient_checkpointing: bool = False
     logging_steps: Annotated[int, Ge(1)] = 10
     save_steps: Annotated[int, Ge(1)] = 200
     save_total_limit: Annotated[int, Ge(1)] | None = 2
-    resume: Literal["auto", "always", "never"] = Field("auto", description="auto: resume when output_dir holds a "
-                                                        "checkpoint; always: fail if none.")
+    resume: Literal["auto", "always", "never"] = Field(
+        "auto", description="auto: resume when output_dir holds a checkpoint; always: fail if none."
+    )
     torch_threads: Annotated[int, Ge(1)] | None = Field(None, description="CPU threads for torch (None: its default).")
     dataloader_num_workers: Annotated[int, Ge(0)] = 0
     report_to: list[str] = Field(default_factory=list, description="e.g. ['tensorboard']; default none.")
 
-    save_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(None, description="Cast the saved adapter "
-                                                                       "weights (bfloat16 halves the file; vLLM casts to the model dtype anyway).")
+    save_dtype: Literal["float32", "bfloat16", "float16"] | None = Field(
+        None,
+        description="Cast the saved adapter weights (bfloat16 halves the file; vLLM casts to the model dtype anyway).",
+    )
 
     upload_to: str | None = Field(None, description="s3://bucket/prefix: upload the adapter folder there at the end.")
 

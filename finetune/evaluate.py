@@ -30,8 +30,9 @@ def load_model(base_path: str, adapter: str | Path | None, device: str) -> Any:
     return model.to(device).eval()
 
 
-def generate_mrs(model: Any, tokenizer: Any, sentences: list[str], *, batch_size: int = 32,
-                 max_new_tokens: int = 128) -> list[str]:
+def generate_mrs(
+    model: Any, tokenizer: Any, sentences: list[str], *, batch_size: int = 32, max_new_tokens: int = 128
+) -> list[str]:
     import torch
 
     from finetune.data import end_of_turn_token, render_prompt
@@ -47,16 +48,25 @@ def generate_mrs(model: Any, tokenizer: Any, sentences: list[str], *, batch_size
         enc = tokenizer([prompts[i] for i in idx], return_tensors="pt", padding=True, add_special_tokens=False)
         enc = enc.to(model.device)
         with torch.inference_mode():
-            out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eot_id,
-                                 pad_token_id=pad_id)
+            out = model.generate(
+                **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eot_id, pad_token_id=pad_id
+            )
         texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
         for i, text in zip(idx, texts):
             outputs[i] = text.strip()
     return outputs
 
 
-def evaluate(base_path: str, adapter: str | Path | None, source: str, split: str, *, limit: int | None = None,
-             batch_size: int = 32, device: str | None = None) -> dict[str, Any]:
+def evaluate(
+    base_path: str,
+    adapter: str | Path | None,
+    source: str,
+    split: str,
+    *,
+    limit: int | None = None,
+    batch_size: int = 32,
+    device: str | None = None,
+) -> dict[str, Any]:
     import torch
     from transformers import AutoTokenizer
 
@@ -71,9 +81,12 @@ def evaluate(base_path: str, adapter: str | Path | None, source: str, split: str
     from viggo.metrics import score
 
     result: dict[str, Any] = score(predictions, [e.mr for e in examples]).as_dict()
-    result.update(adapter=str(adapter) if adapter else None, split=split, runtime_s=round(time.perf_counter() - started, 1))
-    result["samples"] = [{"sentence": e.sentence, "reference": e.mr, "prediction": p}
-                         for e, p in list(zip(examples, predictions))[:5]]
+    result.update(
+        adapter=str(adapter) if adapter else None, split=split, runtime_s=round(time.perf_counter() - started, 1)
+    )
+    result["samples"] = [
+        {"sentence": e.sentence, "reference": e.mr, "prediction": p} for e, p in list(zip(examples, predictions))[:5]
+    ]
     return result
 
 

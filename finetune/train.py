@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from finetune.config import DEFAULT_BASE_NAME, FinetuneConfig, dump_config
+from serving.sources import SourceKind, s3_artifact_name, source_kind
 
 RESULTS_FILE = "all_results.json"
 CONFIG_FILE = "finetune_config.yaml"
@@ -32,14 +33,17 @@ def resolve_base_model(config: FinetuneConfig) -> tuple[str, str]:
         from serving.default_model import ensure_default_model
 
         return str(ensure_default_model(config.cache_dir)), config.base_model_name or DEFAULT_BASE_NAME
-    if spec.startswith("s3://"):
+    kind = source_kind(spec)
+    if kind is SourceKind.S3:
         from serving.s3 import fetch
 
         local = fetch(spec, config.cache_dir / "models", endpoint_url=config.s3_endpoint_url, what="model")
-        return str(local), config.base_model_name or spec.rstrip("/").rsplit("/", 1)[-1]
-    local = Path(spec).expanduser()
-    if local.exists():
-        return str(local.resolve()), config.base_model_name or str(local.resolve())
+        return str(local), config.base_model_name or s3_artifact_name(spec)
+    if kind is SourceKind.LOCAL:
+        local = Path(spec).expanduser().resolve()
+        if not local.is_dir():
+            raise FileNotFoundError(f"base_model {spec!r}: no such folder, and not a Hub id or s3:// URI")
+        return str(local), config.base_model_name or str(local)
     return spec, config.base_model_name or spec  # a Hugging Face id
 
 
@@ -155,16 +159,18 @@ def train(config: FinetuneConfig) -> Path:
 
     data = config.data
     train_examples = load_examples(data.source, data.train_split)[: data.max_train_samples]
-    train_set, dropped = encode_examples(tokenizer, train_examples, data.cutoff_len, drop_long=data.drop_long,
-                                         desc="tokenising train")
+    train_set, dropped = encode_examples(
+        tokenizer, train_examples, data.cutoff_len, drop_long=data.drop_long, desc="tokenising train"
+    )
     if not len(train_set):
         raise ValueError(f"no training example fits cutoff_len={data.cutoff_len}")
     _log(f"train: {len(train_set)} examples ({dropped} over cutoff_len {data.cutoff_len} dropped)")
     eval_set = None
     if data.eval_split:
         eval_examples = load_examples(data.eval_source or data.source, data.eval_split)[: data.max_eval_samples]
-        eval_set, _ = encode_examples(tokenizer, eval_examples, data.cutoff_len, drop_long=data.drop_long,
-                                      desc="tokenising eval")
+        eval_set, _ = encode_examples(
+            tokenizer, eval_examples, data.cutoff_len, drop_long=data.drop_long, desc="tokenising eval"
+        )
 
     # fp32 master weights for the base (small models); mixed precision comes from bf16/fp16 autocast.
     model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
@@ -187,7 +193,9 @@ def train(config: FinetuneConfig) -> Path:
     trainer = Trainer(
         model=model,
         args=args,
-        data_collator=CausalLMCollator(tokenizer.pad_token_id, pad_to_multiple_of=8 if torch.cuda.is_available() else None),
+        data_collator=CausalLMCollator(
+            tokenizer.pad_token_id, pad_to_multiple_of=8 if torch.cuda.is_available() else None
+        ),
         train_dataset=train_set,
         eval_dataset=eval_set,
         processing_class=tokenizer,
@@ -210,7 +218,9 @@ def train(config: FinetuneConfig) -> Path:
     if trainer.is_world_process_zero():
         _save_adapter(trainer.model, adapter_dir, base_name, config.save_dtype)
         dump_config(config, output_dir / CONFIG_FILE)
-        plot_training_loss(trainer.state.log_history, output_dir / PLOT_FILE, title=f"LoRA r={config.lora.r} on {base_name}")
+        plot_training_loss(
+            trainer.state.log_history, output_dir / PLOT_FILE, title=f"LoRA r={config.lora.r} on {base_name}"
+        )
         for name in (RESULTS_FILE, CONFIG_FILE, PLOT_FILE):
             if (output_dir / name).exists():
                 shutil.copy2(output_dir / name, adapter_dir / name)

@@ -35,23 +35,16 @@ _DATE = re.compile(
 
 # Capitalised words that start sentences or clauses but never start a name.
 _FUNCTION_WORDS = frozenset(
-    """a an the this that these those it its he she they we i you my our your his her their
-    on in at by for from to with of into onto after before during when while since until although though
-    if as so but and or nor then however meanwhile also yet still only even just thus therefore
-    please yesterday today tomorrow tonight last next early late earlier later now here there
-    what who whom whose why how where which some many most all every each no not both either neither
-    several few more less one two three four five six seven eight nine ten according under over about
-    between despite following among around through without within across against toward towards""".split()
+    ["a", "an", "the", "this", "that", "these", "those", "it", "its", "he", "she", "they", "we", "i", "you", "my", "our", "your", "his", "her", "their", "on", "in", "at", "by", "for", "from", "to", "with", "of", "into", "onto", "after", "before", "during", "when", "while", "since", "until", "although", "though", "if", "as", "so", "but", "and", "or", "nor", "then", "however", "meanwhile", "also", "yet", "still", "only", "even", "just", "thus", "therefore", "please", "yesterday", "today", "tomorrow", "tonight", "last", "next", "early", "late", "earlier", "later", "now", "here", "there", "what", "who", "whom", "whose", "why", "how", "where", "which", "some", "many", "most", "all", "every", "each", "no", "not", "both", "either", "neither", "several", "few", "more", "less", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "according", "under", "over", "about", "between", "despite", "following", "among", "around", "through", "without", "within", "across", "against", "toward", "towards"]
 )
-_HONORIFICS = frozenset("mr mrs ms miss mx dr prof sir dame lord lady rev fr".split())
+_HONORIFICS = frozenset(["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "lord", "lady", "rev", "fr"])
 # Titles are dropped in front of a name ("President Emmanuel Macron"), but kept when alone.
 _TITLES = _HONORIFICS | frozenset(
-    "president chancellor king queen prince princess pope emperor senator governor mayor prime minister premier "
-    "ceo chairman chairwoman professor".split()
+    ["president", "chancellor", "king", "queen", "prince", "princess", "pope", "emperor", "senator", "governor", "mayor", "prime", "minister", "premier", "ceo", "chairman", "chairwoman", "professor"]
 )
 # Abbreviations whose period does not end the name ("St. Louis", "Dr. Jane Goodall").
-_ABBREVIATIONS = _HONORIFICS | frozenset("st mt ft jr sr inc ltd co corp".split())
-_CONNECTORS = frozenset("of de du da das do dos del della der den van von la le y &".split())
+_ABBREVIATIONS = _HONORIFICS | frozenset(["st", "mt", "ft", "jr", "sr", "inc", "ltd", "co", "corp"])
+_CONNECTORS = frozenset(["of", "de", "du", "da", "das", "do", "dos", "del", "della", "der", "den", "van", "von", "la", "le", "y", "&"])
 
 _TOKEN = re.compile(r"[^\W\d_][\w]*(?:[-'’][^\W\d_][\w]*)*|&")
 _POSSESSIVE = re.compile(r"['’]s?$")

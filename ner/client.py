@@ -1,8 +1,8 @@
 """The service's entity extraction as a langchain-core Runnable, so it composes into chains.
 
-    client = EntityExtractionClient("http://localhost:3000", api_key="...")
-    client.invoke("Tim Cook visited Berlin.")          # -> response dict
-    await client.abatch(["...", {"text": "...", "adapter": "ner-lora"}])
+client = EntityExtractionClient("http://localhost:3000", api_key="...")
+client.invoke("Tim Cook visited Berlin.")          # -> response dict
+await client.abatch(["...", {"text": "...", "adapter": "ner-lora"}])
 """
 
 from __future__ import annotations
@@ -68,7 +68,9 @@ class EntityExtractionClient(Runnable[ExtractionInput, dict[str, Any] | BaseMode
         data = response.json()
         return ExtractionResponse.model_validate(data) if self.as_model else data
 
-    def invoke(self, input: ExtractionInput, config: RunnableConfig | None = None, **kwargs: Any) -> dict[str, Any] | BaseModel:
+    def invoke(
+        self, input: ExtractionInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any] | BaseModel:
         with httpx.Client(headers=self.headers, timeout=self.timeout) as client:
             return self._result(client.post(self.url, json=self._body(input)))
 

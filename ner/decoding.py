@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any, Literal
-
-from vllm import SamplingParams
-from vllm.sampling_params import StructuredOutputsParams
+from typing import TYPE_CHECKING, Any, Literal
 
 from ner.schema import EntityType
+
+if TYPE_CHECKING:
+    from vllm import SamplingParams
 
 Label = Literal["person", "organization", "location", "none"]
 NAME_LABELS: tuple[Label, ...] = ("person", "organization", "location", "none")
@@ -30,6 +30,9 @@ def labelling_schema(names: Sequence[str]) -> dict[str, Any]:
 
 
 def labelling_params(names: Sequence[str], max_tokens: int) -> SamplingParams:
+    from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
+
     return SamplingParams(
         temperature=0,
         max_tokens=max_tokens,

@@ -102,7 +102,9 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines = [f"{'type':<14}{'P':>7}{'R':>7}{'F1':>7}{'TP':>5}{'FP':>5}{'FN':>5}"]
     rows = [*summary["per_type"].items(), ("micro", summary["micro"])]
     for name, s in rows:
-        lines.append(f"{name:<14}{s['precision']:>7.3f}{s['recall']:>7.3f}{s['f1']:>7.3f}{s['tp']:>5}{s['fp']:>5}{s['fn']:>5}")
+        lines.append(
+            f"{name:<14}{s['precision']:>7.3f}{s['recall']:>7.3f}{s['f1']:>7.3f}{s['tp']:>5}{s['fp']:>5}{s['fn']:>5}"
+        )
     lines.append(f"micro-F1: {summary['micro']['f1']:.3f}")
     lines.append(f"schema-valid: {summary['schema_valid_rate']:.1%} of {summary['items']} items")
     lines.append(f"grounding drops: {summary['dropped']}")
@@ -114,7 +116,9 @@ def format_summary(summary: dict[str, Any]) -> str:
 Predict = Callable[[str], Awaitable[Prediction]]
 
 
-async def evaluate(gold: Sequence[GoldItem], predict: Predict, *, concurrency: int = 8, progress: bool = True) -> Report:
+async def evaluate(
+    gold: Sequence[GoldItem], predict: Predict, *, concurrency: int = 8, progress: bool = True
+) -> Report:
     limit = asyncio.Semaphore(concurrency)
 
     async def one(item: GoldItem) -> Prediction:
@@ -180,9 +184,16 @@ async def run_local(gold: Sequence[GoldItem], args: argparse.Namespace) -> Repor
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ner.evaluate", description=__doc__.split("\n")[0])
-    parser.add_argument("--data", type=Path, default=NER_DEV_SET, help="JSONL: {id, text, entities: {persons, ...}} (default: the dev set)")
+    parser.add_argument(
+        "--data",
+        type=Path,
+        default=NER_DEV_SET,
+        help="JSONL: {id, text, entities: {persons, ...}} (default: the dev set)",
+    )
     parser.add_argument("--url", help="base URL of a running service; default: an in-process engine")
-    parser.add_argument("--adapter", help="with --url: NAME of an adapter the service has; else NAME=PATH to load locally")
+    parser.add_argument(
+        "--adapter", help="with --url: NAME of an adapter the service has; else NAME=PATH to load locally"
+    )
     parser.add_argument("--json-out", type=Path, help="write the full report here")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=300.0, help="per request, seconds (--url)")

@@ -76,7 +76,9 @@ def lists_variant(gen: Generator, *, spans_only: bool) -> Predict:
 
     async def predict(text: str) -> Prediction:
         candidates = [c.text for c in propose(text)]
-        item: dict[str, Any] = {"enum": list(dict.fromkeys(candidates))} if spans_only and candidates else {"type": "string"}
+        item: dict[str, Any] = (
+            {"enum": list(dict.fromkeys(candidates))} if spans_only and candidates else {"type": "string"}
+        )
         params = SamplingParams(
             temperature=0, max_tokens=256, structured_outputs=StructuredOutputsParams(json=_lists_schema(item))
         )

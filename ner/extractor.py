@@ -7,10 +7,11 @@ from ner.decoding import labelling_params, parse_labels
 from ner.grounding import ground
 from ner.prompt import labelling_messages
 from ner.schema import EntityType, Extraction
-from serving.generation import Generator, RequestError
+from serving.errors import RequestError
+from serving.generation import Generator
 
 
-class ExtractionError(RuntimeError):
+class ExtractionError(RequestError):
     """The model could not produce a complete answer within the context; never a partial result."""
 
 
@@ -22,10 +23,10 @@ class EntityExtractor:
 
     def _validate(self, text: str) -> None:
         if not isinstance(text, str) or not text.strip():
-            raise RequestError("text", "must be a non-empty string", 422)
+            raise RequestError("must be a non-empty string", field="text")
         if len(text) > self.max_text_chars:
             raise RequestError(
-                "text", f"is {len(text)} characters long; the limit is {self.max_text_chars}", 413
+                f"is {len(text)} characters long; the limit is {self.max_text_chars}", field="text", status=413
             )
 
     async def extract(self, text: str, adapter: str | None = None) -> Extraction:
@@ -40,10 +41,10 @@ class EntityExtractor:
         room = self.generator.max_model_len - len(prompt_ids)
         if room <= 0:
             raise RequestError(
-                "text",
                 f"the prompt for this text takes {len(prompt_ids)} tokens, more than the model's context of "
                 f"{self.generator.max_model_len}; send a shorter text",
-                413,
+                field="text",
+                status=413,
             )
         budget, retries = min(self.max_tokens, room), 0
         while True:
@@ -53,7 +54,8 @@ class EntityExtractor:
             if budget >= room:
                 raise ExtractionError(
                     f"the labels for {len(names)} candidates did not fit in the {budget} tokens left by the "
-                    f"model's context of {self.generator.max_model_len}; send a shorter text"
+                    f"model's context of {self.generator.max_model_len}; send a shorter text",
+                    field="text",
                 )
             # A cut JSON object is never parsed: ask again with more room.
             budget, retries = min(budget * 2, room), retries + 1

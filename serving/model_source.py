@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from serving import default_model, s3
 from serving.settings import ServiceSettings
-
-HF_REPO_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*/[A-Za-z0-9][A-Za-z0-9._-]*$")
+from serving.sources import SourceKind, s3_artifact_name, source_kind
 
 
 class ModelNotFoundError(RuntimeError):
@@ -32,17 +30,17 @@ def resolve_model(settings: ServiceSettings) -> ResolvedModel:
     if spec is None:
         path = default_model.ensure_default_model(settings.cache_dir)
         return ResolvedModel(str(path), settings.served_model_name or default_model.SERVED_NAME)
-    if s3.is_s3_uri(spec):
+    kind = source_kind(spec)
+    if kind is SourceKind.S3:
         local = s3.fetch(spec, settings.cache_dir / "models", endpoint_url=settings.s3_endpoint_url, what="model")
         _check_model_dir(local, spec)
-        name = spec.rstrip("/").rsplit("/", 1)[-1].removesuffix(".gz").removesuffix(".tar").removesuffix(".tgz")
-        return ResolvedModel(str(local), settings.served_model_name or name)
-    local = Path(spec).expanduser()
-    if local.exists():
+        return ResolvedModel(str(local), settings.served_model_name or s3_artifact_name(spec))
+    if kind is SourceKind.LOCAL:
+        local = Path(spec).expanduser()
+        if not local.exists():
+            raise ModelNotFoundError(
+                f"model {spec!r}: no such folder, and not a Hugging Face repo id (owner/name) or s3://bucket/prefix"
+            )
         _check_model_dir(local, spec)
         return ResolvedModel(str(local.resolve()), settings.served_model_name or local.resolve().name)
-    if spec.startswith((".", "/", "~")) or not HF_REPO_ID.match(spec):
-        raise ModelNotFoundError(
-            f"model {spec!r}: no such folder, and not a Hugging Face repo id (owner/name) or s3://bucket/prefix"
-        )
     return ResolvedModel(spec, settings.served_model_name or spec)

@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 from typing import TYPE_CHECKING, Any
+
+from serving.errors import UnavailableError, error_response
 
 if TYPE_CHECKING:
     from starlette.types import Receive, Scope, Send
@@ -63,9 +64,9 @@ class LateOpenAIApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self.app is None:
-            body = json.dumps({"error": {"message": "the engine is still starting", "type": "ServiceUnavailable", "code": 503}})
-            await send({"type": "http.response.start", "status": 503, "headers": [(b"content-type", b"application/json")]})
-            await send({"type": "http.response.body", "body": body.encode()})
+            await error_response(UnavailableError("the engine is still starting", retry_after_s=5))(
+                scope, receive, send
+            )
             return
         # vLLM's routes carry their full path (/v1/...): undo the mount's prefix.
         scope = dict(scope, root_path=scope.get("app_root_path", ""))

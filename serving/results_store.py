@@ -32,8 +32,10 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import Counter, Gauge
 
-from serving.s3 import S3Uri, is_s3_uri, make_client
+from serving.errors import RequestError
+from serving.s3 import S3Uri, make_client
 from serving.settings import ServiceSettings
+from serving.sources import is_s3_uri
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -52,17 +54,16 @@ SPOOLED = Counter("results_spooled", "Results written to the local spool because
 SPOOL_UPLOADED = Counter("results_spool_uploaded", "Spooled results uploaded to S3 later.")
 
 
-class InvalidRecordId(ValueError):
+class InvalidRecordId(RequestError):
     """A caller's record id that cannot name a result folder."""
-
-    field = "id"
 
 
 def validate_record_id(record_id: str) -> str:
     if not isinstance(record_id, str) or not SAFE_NAME.fullmatch(record_id) or ".." in record_id:
         raise InvalidRecordId(
-            f"id {record_id!r} is invalid: use 1-128 letters, digits, '.', '_' or '-', not starting with '.' "
-            "and without '..'; or leave it out to get a generated one"
+            f"{record_id!r} is invalid: use 1-128 letters, digits, '.', '_' or '-', not starting with '.' "
+            "and without '..'; or leave it out to get a generated one",
+            field="id",
         )
     return record_id
 

@@ -45,10 +45,6 @@ class S3Uri:
         return f"s3://{self.bucket}/{self.key}"
 
 
-def is_s3_uri(value: str) -> bool:
-    return value.startswith("s3://")
-
-
 def make_client(endpoint_url: str | None = None, *, max_attempts: int = 3, timeout_s: float = 10.0) -> S3Client:
     """A boto3 S3 client on the standard credential chain; `endpoint_url` points it at MinIO & co."""
     import boto3
@@ -129,7 +125,11 @@ def fetch(uri: str, cache_root: Path, *, endpoint_url: str | None = None, what: 
             total = sum(obj["Size"] for obj in objects)
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {what} {uri}") as bar:
                 for obj in objects:
-                    relative = PurePosixPath(obj["Key"]).relative_to(base) if base not in ("", ".") else PurePosixPath(obj["Key"])
+                    relative = (
+                        PurePosixPath(obj["Key"]).relative_to(base)
+                        if base not in ("", ".")
+                        else PurePosixPath(obj["Key"])
+                    )
                     if ".." in relative.parts:
                         raise S3DownloadError(f"{what} {uri}: refusing object key {obj['Key']!r}")
                     target = staging / relative

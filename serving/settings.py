@@ -16,9 +16,8 @@ from annotated_types import Ge, Gt, Le
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from serving.paths import REPO_ROOT
+from serving.paths import DEFAULT_CACHE_DIR, REPO_ROOT
 
-DEFAULT_CACHE_DIR = Path.home() / ".cache" / "vllm-extraction"
 BUNDLED_VIGGO_ADAPTER = REPO_ROOT / "finetune" / "adapters" / "viggo-smollm2"
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
@@ -75,7 +74,8 @@ class ServiceSettings(BaseSettings):
     enforce_eager: bool = False
     seed: int = 0
     vllm_args: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Extra `vllm serve` flags passed through as is, e.g. ['--max-num-batched-tokens', '8192']."
+        default_factory=list,
+        description="Extra `vllm serve` flags passed through as is, e.g. ['--max-num-batched-tokens', '8192'].",
     )
 
     # --- LoRA --------------------------------------------------------------------------------
@@ -98,7 +98,9 @@ class ServiceSettings(BaseSettings):
     )
 
     # --- API ---------------------------------------------------------------------------------
-    api_key: SecretStr | None = Field(None, description="When set, every endpoint but health checks needs `Authorization: Bearer <key>`.")
+    api_key: SecretStr | None = Field(
+        None, description="When set, every endpoint but health checks needs `Authorization: Bearer <key>`."
+    )
     trace_openai_api: bool = Field(
         False,
         description="Let BentoML's OpenTelemetry middleware trace /v1. It opens a span per streamed chunk, which "

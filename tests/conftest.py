@@ -61,5 +61,12 @@ def server(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) ->
     log_path = work / "service.log"
     # In its own process group: its workers and engine processes go down with it.
     with running("bentoml serve", service_command(port), env, log_path, "/readyz", STARTUP_TIMEOUT_S) as url:
-        yield ServiceUnderTest(url, API_KEY, RESULTS_BUCKET, moto_server, adapter_root, log_path,
-                               headers={"Authorization": f"Bearer {API_KEY}"})
+        yield ServiceUnderTest(
+            url,
+            API_KEY,
+            RESULTS_BUCKET,
+            moto_server,
+            adapter_root,
+            log_path,
+            headers={"Authorization": f"Bearer {API_KEY}"},
+        )

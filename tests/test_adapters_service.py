@@ -13,33 +13,43 @@ import pytest
 
 from finetune.config import load_config
 from finetune.train import train
-from tests.conftest import ServiceUnderTest
 from serving.paths import VIGGO_DATA
+from tests.conftest import ServiceUnderTest
 from viggo.dataset import load_examples
 from viggo.prompt import build_messages
 
 ROOT = Path(__file__).resolve().parent.parent
 # The prompt the adapter was trained on (no few-shot examples): where a few steps show first.
-PROMPT = {"messages": build_messages("Dirt: Showdown is a 2012 racing game for PlayStation, Xbox and PC."),
-          "max_tokens": 32, "temperature": 0}
+PROMPT = {
+    "messages": build_messages("Dirt: Showdown is a 2012 racing game for PlayStation, Xbox and PC."),
+    "max_tokens": 32,
+    "temperature": 0,
+}
 
 
 @pytest.fixture(scope="module")
 def adapter_dir(server: ServiceUnderTest) -> Path:
     """A few CPU fine-tuning steps (finetune/configs/ci-tiny.yaml) into a folder the service may load from."""
     # A large learning rate so three steps visibly move greedy decoding away from the base model.
-    config = load_config(ROOT / "finetune" / "configs" / "ci-tiny.yaml",
-                         output_dir=server.adapter_root / "ci-run", learning_rate=5e-3)
+    config = load_config(
+        ROOT / "finetune" / "configs" / "ci-tiny.yaml", output_dir=server.adapter_root / "ci-run", learning_rate=5e-3
+    )
     return train(config)
 
 
 def register(server: ServiceUnderTest, name: str, source: str | Path) -> httpx.Response:
-    return httpx.post(f"{server.url}/admin/adapters", headers=server.headers, timeout=120,
-                      json={"adapter": {"name": name, "source": str(source)}})
+    return httpx.post(
+        f"{server.url}/admin/adapters",
+        headers=server.headers,
+        timeout=120,
+        json={"adapter": {"name": name, "source": str(source)}},
+    )
 
 
 def generate(server: ServiceUnderTest, adapter: str | None = None) -> str:
-    response = httpx.post(f"{server.url}/generate", headers=server.headers, timeout=120, json={**PROMPT, "adapter": adapter})
+    response = httpx.post(
+        f"{server.url}/generate", headers=server.headers, timeout=120, json={**PROMPT, "adapter": adapter}
+    )
     assert response.status_code == 200, response.text
     return response.text
 
@@ -61,8 +71,12 @@ def test_finetuned_adapter_from_disk_is_served_and_changes_outputs(server: Servi
 
 def test_viggo_endpoint_with_adapter_returns_a_well_formed_mr(server: ServiceUnderTest, adapter_dir: Path) -> None:
     assert register(server, "viggo-ci", adapter_dir).status_code == 200
-    response = httpx.post(f"{server.url}/viggo", headers=server.headers, timeout=120,
-                          json={"sentence": "Diablo II is a great game from Blizzard North.", "adapter": "viggo-ci"})
+    response = httpx.post(
+        f"{server.url}/viggo",
+        headers=server.headers,
+        timeout=120,
+        json={"sentence": "Diablo II is a great game from Blizzard North.", "adapter": "viggo-ci"},
+    )
     assert response.status_code == 200, response.text
     assert response.json()["mr"].startswith(response.json()["act"] + "(")
 
@@ -115,7 +129,9 @@ def test_adapter_refusals_name_the_reason(server: ServiceUnderTest, adapter_dir:
         assert response.status_code == status, (name, response.text)
         assert needle in response.text, (name, response.text)
 
-    unknown = httpx.post(f"{server.url}/viggo", headers=server.headers, json={"sentence": "Hi.", "adapter": "nope"}, timeout=30)
+    unknown = httpx.post(
+        f"{server.url}/viggo", headers=server.headers, json={"sentence": "Hi.", "adapter": "nope"}, timeout=30
+    )
     assert unknown.status_code == 404 and "adapter" in unknown.text
 
 
@@ -125,7 +141,9 @@ def test_bundled_viggo_adapter_is_registered_at_start_and_is_viggos_default(serv
     examples = load_examples(VIGGO_DATA, "valid")[:6]
     exact = 0
     for example in examples:
-        response = httpx.post(f"{server.url}/viggo", headers=server.headers, json={"sentence": example.sentence}, timeout=120)
+        response = httpx.post(
+            f"{server.url}/viggo", headers=server.headers, json={"sentence": example.sentence}, timeout=120
+        )
         assert response.status_code == 200, response.text
         exact += response.json()["mr"] == example.mr
     assert exact >= 4, f"the tuned adapter should get most of these right, got {exact}/6"

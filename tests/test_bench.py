@@ -13,14 +13,22 @@ import pytest
 from bench import load, report
 from bench.cli import main
 
+
 def test_percentile_and_report_without_engine(tmp_path: Path) -> None:
     assert load.percentile([3.0, 1.0, 2.0], 50) == 2.0
     assert load.percentile([], 99) is None
     row = {"concurrency": 1, "output_throughput": 100.0, "request_throughput": 1.0, "p50_ttft_ms": 10.0}
-    results = {"machine": "unit", "model": "m", "versions": {}, "note": "",
-               "load": {"input_len": 8, "output_len": 4, "prompts": "2"},
-               "systems": {"raw": {"serving": [row]},
-                           "service": {"serving": [dict(row, output_throughput=99.0, p50_ttft_ms=12.0)]}}}
+    results = {
+        "machine": "unit",
+        "model": "m",
+        "versions": {},
+        "note": "",
+        "load": {"input_len": 8, "output_len": 4, "prompts": "2"},
+        "systems": {
+            "raw": {"serving": [row]},
+            "service": {"serving": [dict(row, output_throughput=99.0, p50_ttft_ms=12.0)]},
+        },
+    }
     paths = report.write_all(results, tmp_path)
     data = json.loads((tmp_path / "unit.json").read_text())
     (cmp,) = data["comparison"]
@@ -46,8 +54,16 @@ def test_bench_tiny_load_against_shared_server(server, tmp_path: Path) -> None:
 
     (serving,) = service["serving"]
     assert serving["concurrency"] == 1 and serving["completed"] == 2 and not serving.get("failed")
-    for key in ("request_throughput", "output_throughput", "p50_ttft_ms", "p99_ttft_ms", "p50_tpot_ms",
-                "p99_tpot_ms", "p50_e2el_ms", "p99_e2el_ms"):
+    for key in (
+        "request_throughput",
+        "output_throughput",
+        "p50_ttft_ms",
+        "p99_ttft_ms",
+        "p50_tpot_ms",
+        "p99_tpot_ms",
+        "p50_e2el_ms",
+        "p99_e2el_ms",
+    ):
         assert serving[key] > 0, key
     assert serving["output_throughput"] == pytest.approx(8 / serving["duration"], rel=0.05)  # 2 prompts x 4 tokens
 

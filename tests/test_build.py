@@ -18,7 +18,9 @@ def bento(tmp_path_factory: pytest.TempPathFactory) -> Path:
     home = tmp_path_factory.mktemp("bentoml-home")
     env = {**os.environ, "BENTOML_HOME": str(home), "BENTOML_DO_NOT_TRACK": "true"}
     bentoml = Path(sys.executable).parent / "bentoml"
-    result = subprocess.run([str(bentoml), "build", "-o", "tag"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(
+        [str(bentoml), "build", "-o", "tag"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=600
+    )
     assert result.returncode == 0, result.stdout + result.stderr
     (path,) = (home / "bentos" / "llm-extraction").glob("*/bento.yaml")
     return path.parent

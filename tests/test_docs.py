@@ -12,11 +12,26 @@ import pytest
 
 from tests.conftest import ServiceUnderTest
 
-ENDPOINTS = ["/generate", "/extract_entities", "/extract_entities_batch", "/viggo", "/admin/adapters", "/admin/adapters/list"]
+ENDPOINTS = [
+    "/generate",
+    "/extract_entities",
+    "/extract_entities_batch",
+    "/viggo",
+    "/admin/adapters",
+    "/admin/adapters/list",
+]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 # Without these, Chromium keeps trying to reach Google's hosts, which this network refuses.
-CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def example_body(spec: dict[str, Any], path: str) -> dict[str, Any]:
@@ -55,6 +70,10 @@ def test_swagger_ui_renders_every_endpoint_in_a_browser(server: ServiceUnderTest
     for path in ENDPOINTS:
         assert f'data-path="{path}"' in dom, f"{path} is not on the Swagger page"
     screenshot = tmp_path / "swagger.png"
-    subprocess.run([*command, "--window-size=1280,2000", f"--screenshot={screenshot}", f"{server.url}/"],
-                   capture_output=True, timeout=120, check=True)
+    subprocess.run(
+        [*command, "--window-size=1280,2000", f"--screenshot={screenshot}", f"{server.url}/"],
+        capture_output=True,
+        timeout=120,
+        check=True,
+    )
     assert screenshot.stat().st_size > 10_000

@@ -18,8 +18,8 @@ transformers = pytest.importorskip("transformers")
 
 from finetune.config import ALL_LINEAR, FinetuneConfig, load_config  # noqa: E402
 from finetune.data import IGNORE_INDEX, CausalLMCollator, encode_examples, end_of_turn_token, render_prompt  # noqa: E402
-from viggo.dataset import ViggoExample, load_examples  # noqa: E402
 from serving.paths import VIGGO_DATA  # noqa: E402
+from viggo.dataset import ViggoExample, load_examples  # noqa: E402
 
 DATA = VIGGO_DATA
 REPO = Path(__file__).resolve().parents[1]
@@ -50,9 +50,17 @@ def tiny_model_dir(tmp_path_factory, default_model_dir: Path, tokenizer) -> Path
     folder = tmp_path_factory.mktemp("tiny-llama")
     torch.manual_seed(0)
     config = transformers.LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-        num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=1024, tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id,
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=1024,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
     )
     transformers.LlamaForCausalLM(config).save_pretrained(folder)
     for name in TOKENIZER_FILES:
@@ -115,8 +123,12 @@ def test_cli_overrides_apply(tmp_path):
     from finetune.cli import build_parser
 
     args = build_parser().parse_args(["--config", "x.yaml", "--max-steps", "5", "--output-dir", str(tmp_path)])
-    config = load_config(REPO / "finetune" / "configs" / "viggo-smollm2.yaml",
-                         max_steps=args.max_steps, output_dir=args.output_dir, **{"data.max_train_samples": 7})
+    config = load_config(
+        REPO / "finetune" / "configs" / "viggo-smollm2.yaml",
+        max_steps=args.max_steps,
+        output_dir=args.output_dir,
+        **{"data.max_train_samples": 7},
+    )
     assert config.max_steps == 5 and config.output_dir == tmp_path and config.data.max_train_samples == 7
     assert config.data.cutoff_len == 384  # untouched keys keep the file's values
 
@@ -132,7 +144,9 @@ def test_prompt_is_the_inference_prompt_and_target_ends_the_turn(tokenizer):
 
 
 def test_labels_mask_the_prompt(tokenizer):
-    example = ViggoExample("Is that the M rated PC game BioShock?", "confirm(name[BioShock], esrb[M (for Mature)], platforms[PC])")
+    example = ViggoExample(
+        "Is that the M rated PC game BioShock?", "confirm(name[BioShock], esrb[M (for Mature)], platforms[PC])"
+    )
     dataset, dropped = encode_examples(tokenizer, [example], cutoff_len=512)
     assert dropped == 0
     item = dataset[0]
@@ -147,16 +161,18 @@ def test_labels_mask_the_prompt(tokenizer):
 
 
 def test_collator_pads_with_ignored_labels(tokenizer):
-    examples = [ViggoExample("Are you a Linux gamer?", "request_attribute(has_linux_release[])"),
-                ViggoExample("Do you like PlayStation games like Portal 2?", "suggest(name[Portal 2], platforms[PlayStation])")]
+    examples = [
+        ViggoExample("Are you a Linux gamer?", "request_attribute(has_linux_release[])"),
+        ViggoExample("Do you like PlayStation games like Portal 2?", "suggest(name[Portal 2], platforms[PlayStation])"),
+    ]
     dataset, _ = encode_examples(tokenizer, examples, cutoff_len=512)
     batch = CausalLMCollator(tokenizer.pad_token_id)([dataset[0], dataset[1]])
     lengths = [len(dataset[i]["input_ids"]) for i in range(2)]
     short = lengths.index(min(lengths))
     assert batch["input_ids"].shape == (2, max(lengths))
     assert batch["attention_mask"][short].sum().item() == min(lengths)
-    assert (batch["labels"][short, min(lengths):] == IGNORE_INDEX).all()
-    assert (batch["input_ids"][short, min(lengths):] == tokenizer.pad_token_id).all()
+    assert (batch["labels"][short, min(lengths) :] == IGNORE_INDEX).all()
+    assert (batch["input_ids"][short, min(lengths) :] == tokenizer.pad_token_id).all()
 
 
 def test_too_long_examples_are_dropped(tokenizer):
@@ -166,7 +182,9 @@ def test_too_long_examples_are_dropped(tokenizer):
 
 
 def test_alpaca_jsonl_is_accepted(tmp_path, tokenizer):
-    records = [{"instruction": "x", "input": "Are you a Linux gamer?", "output": "request_attribute(has_linux_release[])"}]
+    records = [
+        {"instruction": "x", "input": "Are you a Linux gamer?", "output": "request_attribute(has_linux_release[])"}
+    ]
     path = tmp_path / "train.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in records) + "\n")
     dataset, _ = encode_examples(tokenizer, load_examples(path, "train"), cutoff_len=512)

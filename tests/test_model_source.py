@@ -59,8 +59,9 @@ def test_s3_prefix_is_downloaded_once_and_verified(moto_server: MotoServer, tmp_
     source = model_folder(tmp_path / "src")
     for file in source.iterdir():
         client.upload_file(str(file), bucket, f"models/tiny/{file.name}")
-    settings = ServiceSettings(model=f"s3://{bucket}/models/tiny", cache_dir=tmp_path / "cache",
-                               s3_endpoint_url=moto_server.endpoint_url)
+    settings = ServiceSettings(
+        model=f"s3://{bucket}/models/tiny", cache_dir=tmp_path / "cache", s3_endpoint_url=moto_server.endpoint_url
+    )
     first = resolve_model(settings)
     assert first.name == "tiny"
     assert (Path(first.path) / "model.safetensors").read_bytes() == (source / "model.safetensors").read_bytes()
@@ -76,8 +77,13 @@ def test_s3_tarball_is_unpacked(moto_server: MotoServer, tmp_path: Path) -> None
     with tarfile.open(fileobj=archive, mode="w:gz") as tar:
         tar.add(source, arcname="packed-model")
     moto_server.client().put_object(Bucket=bucket, Key="archives/packed-model.tar.gz", Body=archive.getvalue())
-    resolved = resolve_model(ServiceSettings(model=f"s3://{bucket}/archives/packed-model.tar.gz",
-                                             cache_dir=tmp_path / "cache", s3_endpoint_url=moto_server.endpoint_url))
+    resolved = resolve_model(
+        ServiceSettings(
+            model=f"s3://{bucket}/archives/packed-model.tar.gz",
+            cache_dir=tmp_path / "cache",
+            s3_endpoint_url=moto_server.endpoint_url,
+        )
+    )
     assert resolved.name == "packed-model"
     assert (Path(resolved.path) / "config.json").is_file()
 
@@ -86,13 +92,18 @@ def test_s3_errors_name_the_uri(moto_server: MotoServer, tmp_path: Path) -> None
     moto_server.start()
     bucket = moto_server.create_bucket()
     with pytest.raises(s3.S3DownloadError, match=f"s3://{bucket}/absent"):
-        resolve_model(ServiceSettings(model=f"s3://{bucket}/absent", cache_dir=tmp_path,
-                                      s3_endpoint_url=moto_server.endpoint_url))
+        resolve_model(
+            ServiceSettings(model=f"s3://{bucket}/absent", cache_dir=tmp_path, s3_endpoint_url=moto_server.endpoint_url)
+        )
 
 
 def test_settings_parse_cli_strings_and_reject_bad_values() -> None:
-    settings = ServiceSettings(adapters="viggo=/a/b,ner=s3://bucket/ner", vllm_args="--max-num-batched-tokens 8192",
-                               adapter_roots="/x,/y", max_num_seqs="32")
+    settings = ServiceSettings(
+        adapters="viggo=/a/b,ner=s3://bucket/ner",
+        vllm_args="--max-num-batched-tokens 8192",
+        adapter_roots="/x,/y",
+        max_num_seqs="32",
+    )
     assert settings.adapters == {"viggo": "/a/b", "ner": "s3://bucket/ner"}
     assert settings.vllm_args == ["--max-num-batched-tokens", "8192"]
     assert [str(p) for p in settings.adapter_roots] == ["/x", "/y"]
@@ -112,7 +123,9 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 def test_engine_flags_are_vllm_serve_flags(tmp_path: Path) -> None:
     resolved = resolve_model(ServiceSettings(model=str(model_folder(tmp_path / "m"))))
-    flags = vllm_cli_args(ServiceSettings(max_num_seqs=8, enable_prefix_caching=False, vllm_args="--enforce-eager"), resolved)
+    flags = vllm_cli_args(
+        ServiceSettings(max_num_seqs=8, enable_prefix_caching=False, vllm_args="--enforce-eager"), resolved
+    )
     assert flags[0] == resolved.path
     assert flags[flags.index("--max-num-seqs") + 1] == "8"
     assert "--no-enable-prefix-caching" in flags and flags[-1] == "--enforce-eager"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 import xgrammar
@@ -22,10 +21,11 @@ from ner.extractor import EntityExtractor, ExtractionError
 from ner.grounding import ground, occurrences
 from ner.prompt import EXAMPLES, labelling_messages
 from ner.schema import Entities
-from serving.generation import RequestError
+from serving import default_model
+from serving.errors import RequestError
 from serving.paths import NER_DEV_SET
 
-MODEL_DIR = Path.home() / ".cache" / "vllm-extraction" / "models" / "SmolLM2-135M-Instruct"
+MODEL_DIR = default_model.model_dir()
 DEV = NER_DEV_SET
 
 
@@ -110,8 +110,16 @@ def test_extraction_lists_follow_text_order() -> None:
         ("The World Health Organization met on March 11, 2020.", ["World Health Organization"], ["March 11, 2020"]),
         ("Shell moved from The Hague to London in January 2022.", ["Shell", "The Hague", "London"], ["January 2022"]),
         ("Kenya's Eliud Kipchoge won on 25 September 2022.", ["Kenya", "Eliud Kipchoge"], ["25 September 2022"]),
-        ("Dr. Jane Goodall visited the University of Oxford on Friday.", ["Jane Goodall", "University of Oxford"], ["Friday"]),
-        ("President Emmanuel Macron met Johnson & Johnson in the 1990s.", ["Emmanuel Macron", "Johnson & Johnson"], ["the 1990s"]),
+        (
+            "Dr. Jane Goodall visited the University of Oxford on Friday.",
+            ["Jane Goodall", "University of Oxford"],
+            ["Friday"],
+        ),
+        (
+            "President Emmanuel Macron met Johnson & Johnson in the 1990s.",
+            ["Emmanuel Macron", "Johnson & Johnson"],
+            ["the 1990s"],
+        ),
         ("Please send the invoice by the end of the week.", [], []),
         ("In 2023, 8,000 people paid $2024 for an A350 seat.", [], ["2023"]),
         ("We may meet in May 2021 or in June.", [], ["May 2021", "June"]),

@@ -1,6 +1,6 @@
 """NER through the running service; `server` (base URL in `server.url`) is the lead's session fixture.
 
-Shapes are those of ner/api.py: a batch answers a list of `{index, id, result, error}`.
+Shapes are those of ner/protocol.py: a batch answers a list of `{index, id, result, error}`.
 """
 
 from __future__ import annotations

@@ -27,8 +27,13 @@ def test_readiness_and_liveness_need_no_key(server: ServiceUnderTest) -> None:
 
 def test_generate_streams_text_in_chunks(server: ServiceUnderTest) -> None:
     chunks: list[str] = []
-    with httpx.stream("POST", f"{server.url}/generate", headers=server.headers, timeout=120,
-                      json={"prompt": "List three colors:", "max_tokens": 24, "temperature": 0}) as response:
+    with httpx.stream(
+        "POST",
+        f"{server.url}/generate",
+        headers=server.headers,
+        timeout=120,
+        json={"prompt": "List three colors:", "max_tokens": 24, "temperature": 0},
+    ) as response:
         assert response.status_code == 200
         chunks = [chunk for chunk in response.iter_text() if chunk]
     assert len(chunks) > 1, "expected a stream of several chunks"
@@ -70,8 +75,13 @@ def test_bad_generate_requests_get_4xx_naming_the_field(server: ServiceUnderTest
 
 
 def test_disconnect_aborts_the_engine_request(server: ServiceUnderTest) -> None:
-    with httpx.stream("POST", f"{server.url}/generate", headers=server.headers, timeout=120,
-                      json={"prompt": "Count from one to one thousand:", "max_tokens": 1500, "temperature": 0}) as response:
+    with httpx.stream(
+        "POST",
+        f"{server.url}/generate",
+        headers=server.headers,
+        timeout=120,
+        json={"prompt": "Count from one to one thousand:", "max_tokens": 1500, "temperature": 0},
+    ) as response:
         stream = response.iter_text()
         next(stream)
         next(stream)
@@ -86,11 +96,13 @@ def test_disconnect_aborts_the_engine_request(server: ServiceUnderTest) -> None:
 def test_openai_sdk_chat_completions_and_streaming(server: ServiceUnderTest) -> None:
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key)
     model = client.models.list().data[0].id
-    reply = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Say hello."}],
-                                           max_tokens=12, temperature=0)
+    reply = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=12, temperature=0
+    )
     assert reply.choices[0].message.content
-    stream = client.chat.completions.create(model=model, messages=[{"role": "user", "content": "Say hello."}],
-                                            max_tokens=12, temperature=0, stream=True)
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "Say hello."}], max_tokens=12, temperature=0, stream=True
+    )
     streamed = "".join(chunk.choices[0].delta.content or "" for chunk in stream if chunk.choices)
     assert streamed == reply.choices[0].message.content
 
@@ -101,17 +113,26 @@ def test_openai_sdk_completions(server: ServiceUnderTest) -> None:
     completion = client.completions.create(model=model, prompt="The sky is", max_tokens=8, temperature=0)
     assert completion.choices[0].text
     assert completion.usage.completion_tokens <= 8
-    pieces = [c.choices[0].text for c in client.completions.create(model=model, prompt="The sky is", max_tokens=8,
-                                                                   temperature=0, stream=True)]
+    pieces = [
+        c.choices[0].text
+        for c in client.completions.create(model=model, prompt="The sky is", max_tokens=8, temperature=0, stream=True)
+    ]
     assert "".join(pieces) == completion.choices[0].text
 
 
 def test_api_key_is_required_everywhere_but_probes(server: ServiceUnderTest) -> None:
-    for method, path in [("POST", "/generate"), ("GET", "/v1/models"), ("POST", "/v1/chat/completions"), ("GET", "/metrics")]:
+    for method, path in [
+        ("POST", "/generate"),
+        ("GET", "/v1/models"),
+        ("POST", "/v1/chat/completions"),
+        ("GET", "/metrics"),
+    ]:
         response = httpx.request(method, f"{server.url}{path}", json={"prompt": "hi"}, timeout=30)
         assert response.status_code == 401, path
         assert response.json()["error"]["message"].startswith("missing API key")
-        wrong = httpx.request(method, f"{server.url}{path}", headers={"Authorization": "Bearer wrong"}, json={}, timeout=30)
+        wrong = httpx.request(
+            method, f"{server.url}{path}", headers={"Authorization": "Bearer wrong"}, json={}, timeout=30
+        )
         assert wrong.status_code == 401
     with pytest.raises(openai.AuthenticationError):
         openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong").models.list()
@@ -119,8 +140,13 @@ def test_api_key_is_required_everywhere_but_probes(server: ServiceUnderTest) -> 
 
 def test_metrics_carry_vllm_and_bentoml_series(server: ServiceUnderTest) -> None:
     text = httpx.get(f"{server.url}/metrics", headers=server.headers, timeout=10).text
-    for series in ("vllm:num_requests_running", "vllm:num_requests_waiting", "vllm:kv_cache_usage_perc",
-                   "vllm:time_to_first_token_seconds_bucket", "vllm:request_time_per_output_token_seconds_bucket"):
+    for series in (
+        "vllm:num_requests_running",
+        "vllm:num_requests_waiting",
+        "vllm:kv_cache_usage_perc",
+        "vllm:time_to_first_token_seconds_bucket",
+        "vllm:request_time_per_output_token_seconds_bucket",
+    ):
         assert series in text, series
     assert "bentoml_service_request" in text
     # The service's own series: grounding drops (NER) and the result spool (persistence).

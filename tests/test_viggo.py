@@ -8,16 +8,17 @@ from pathlib import Path
 
 import pytest
 
+from serving import default_model
+from serving.paths import VIGGO_DATA
 from viggo.dataset import ViggoExample, load_examples, to_alpaca
 from viggo.grammar import MR_GRAMMAR
 from viggo.metrics import score
 from viggo.mr import MeaningRepresentation, MRParseError
+from viggo.ontology import ACTS, ATTRIBUTES
 from viggo.prompt import FEW_SHOT_EXAMPLES, SYSTEM_INSTRUCTION, build_messages
-from viggo.schema import ACTS, ATTRIBUTES
-from serving.paths import VIGGO_DATA
 
 DATA = VIGGO_DATA
-TOKENIZER_DIR = Path.home() / ".cache" / "vllm-extraction" / "models" / "SmolLM2-135M-Instruct"
+TOKENIZER_DIR = default_model.model_dir()
 needs_data = pytest.mark.skipif(not DATA.is_dir(), reason=f"ViGGO data not at {DATA}")
 
 
@@ -342,7 +343,7 @@ class FakeGenerator:
 def test_predictor_constrained_greedy_and_few_shot_choice() -> None:
     import asyncio
 
-    from serving.generation import RequestError
+    from serving.errors import RequestError
     from viggo.predictor import ViggoOutputError, ViggoPrediction, ViggoPredictor
 
     fake = FakeGenerator({"Halo is good.": "inform(name[Halo], rating[good])", "Cut off": "inform(name[Ha"})
@@ -387,7 +388,7 @@ def test_predictor_skips_few_shot_for_an_adapter() -> None:
 
 
 def test_grammar_caps_list_length(grammar_matcher_factory) -> None:
-    from viggo.schema import MAX_LIST_ITEMS
+    from viggo.ontology import MAX_LIST_ITEMS
 
     def platforms(count: int) -> str:
         return f"inform(name[Halo], platforms[{', '.join(['PC'] * count)}])"

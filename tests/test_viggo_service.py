@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from viggo.mr import MeaningRepresentation
-from viggo.schema import ACTS
+from viggo.ontology import ACTS
 
 pytestmark = pytest.mark.engine
 
@@ -20,7 +20,8 @@ REPO = Path(__file__).resolve().parents[1]
 
 def test_viggo_returns_a_well_formed_mr(server) -> None:
     response = httpx.post(
-        f"{server.url}/viggo", json={"sentence": "Halo 3 is a great first person shooter for the Xbox."},
+        f"{server.url}/viggo",
+        json={"sentence": "Halo 3 is a great first person shooter for the Xbox."},
         headers=server.headers,
         timeout=300,
     )

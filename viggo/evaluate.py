@@ -95,7 +95,9 @@ async def run_http(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[
 
     timeout = httpx.Timeout(args.timeout, connect=30.0)
     limits = httpx.Limits(max_connections=args.concurrency)
-    async with httpx.AsyncClient(base_url=args.url.rstrip("/"), headers=headers, timeout=timeout, limits=limits) as client:
+    async with httpx.AsyncClient(
+        base_url=args.url.rstrip("/"), headers=headers, timeout=timeout, limits=limits
+    ) as client:
         started = time.perf_counter()
         try:
             outcomes = await asyncio.gather(*(one(client, sentence) for sentence in sentences))

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from viggo.schema import (
+from viggo.ontology import (
     ACTS,
     ATTRIBUTES,
     CLOSED_VALUES,
@@ -47,7 +47,7 @@ def build_grammar() -> str:
     first = ATTRIBUTES[0]
     lines = [
         "root ::= empty_value_mr | valued_mr",
-        f"empty_value_mr ::= {_literal(EMPTY_VALUE_ACT + '(')} {_alternatives([a + '[]' for a in ATTRIBUTES])} \")\"",
+        f'empty_value_mr ::= {_literal(EMPTY_VALUE_ACT + "(")} {_alternatives([a + "[]" for a in ATTRIBUTES])} ")"',
         f'valued_mr ::= {_alternatives(valued_acts)} "(" first_{first} ")"',
         # Words of non-space, non-bracket characters joined by single spaces.
         'free_text ::= word (" " word)*',
@@ -63,7 +63,7 @@ def build_grammar() -> str:
                 more = f" ({_literal(LIST_SEPARATOR)} item_{attribute}{more})?"
             value += more
         lines.append(f"item_{attribute} ::= {_item_rule(attribute)}")
-        lines.append(f"slot_{attribute} ::= {_literal(attribute + '[')} {value} \"]\"")
+        lines.append(f'slot_{attribute} ::= {_literal(attribute + "[")} {value} "]"')
         # first_A: a non-empty run of slots from A on, in order; rest_A: the possibly empty
         # ", slot" continuation from A on. Linear in the number of attributes, unlike permutations.
         if later is None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from viggo.schema import ACTS, ATTRIBUTES, EMPTY_VALUE_ACT, LIST_ATTRIBUTES, LIST_SEPARATOR, SLOT_SEPARATOR
+from viggo.ontology import ACTS, ATTRIBUTES, EMPTY_VALUE_ACT, LIST_ATTRIBUTES, LIST_SEPARATOR, SLOT_SEPARATOR
 
 Value = str | list[str]
 

@@ -5,26 +5,21 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from pydantic import BaseModel
 from tqdm.auto import tqdm
 
-from serving.generation import Generator, RequestError
+from serving.errors import RequestError
+from serving.generation import Generator
 from viggo.grammar import MR_GRAMMAR
-from viggo.mr import MeaningRepresentation, MRParseError, Value
+from viggo.mr import MeaningRepresentation, MRParseError
 from viggo.prompt import FEW_SHOT_EXAMPLES, build_messages
+from viggo.protocol import ViggoPrediction
 
 
-class ViggoPrediction(BaseModel):
-    mr: str
-    act: str
-    attributes: dict[str, Value]
-
-
-class ViggoOutputError(RuntimeError):
+class ViggoOutputError(RequestError):
     """The model's output is not an MR; the grammar prevents this unless `max_tokens` cut it short."""
 
     def __init__(self, text: str, reason: str) -> None:
-        super().__init__(f"model output is not a meaning representation ({reason}): {text!r}")
+        super().__init__(f"model output is not a meaning representation ({reason}): {text!r}", field="sentence")
         self.text = text
 
 
@@ -71,7 +66,7 @@ class ViggoPredictor:
 
     def _prompt_ids(self, sentence: str, adapter: str | None, few_shot: bool | None) -> list[int]:
         if not isinstance(sentence, str) or not sentence.strip():
-            raise RequestError("sentence", "must be a non-empty string")
+            raise RequestError("must be a non-empty string", field="sentence")
         if few_shot is None:
             few_shot = self.few_shot and adapter is None
         messages = build_messages(sentence.strip(), FEW_SHOT_EXAMPLES if few_shot else ())

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from viggo.dataset import ViggoExample
-from viggo.schema import ACTS, ATTRIBUTES
+from viggo.ontology import ACTS, ATTRIBUTES
 
 SYSTEM_INSTRUCTION = (
     "Given a target sentence construct the underlying meaning representation of the input sentence as a "

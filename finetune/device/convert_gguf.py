@@ -36,8 +36,13 @@ def main() -> int:
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     if extra:
-        for name in ("chat_template.jinja", "config.json", "generation_config.json", "tokenizer.json",
-                     "tokenizer_config.json"):
+        for name in (
+            "chat_template.jinja",
+            "config.json",
+            "generation_config.json",
+            "tokenizer.json",
+            "tokenizer_config.json",
+        ):
             if (extra / name).is_file():
                 shutil.copy2(extra / name, out / name)
     got = weights_hash(out)

@@ -14,6 +14,7 @@ from annotated_types import Ge, Le
 from pydantic import Field
 
 from ner.protocol import EXAMPLE_TEXT, BatchItemResult, EntityResult, TextSample
+from serving.admission import Admission, AdmissionMiddleware
 from serving.auth import ApiKeyMiddleware
 from serving.errors import answers_errors
 from serving.openai_app import LateOpenAIApp
@@ -34,6 +35,7 @@ from viggo.protocol import ViggoPrediction
 # import this module too, and need none of it.
 settings = bentoml.use_arguments(ServiceSettings)
 openai_app = LateOpenAIApp()
+admission = Admission(settings.admitted_concurrency)
 
 MaxTokens = Annotated[int, Ge(1), Le(settings.max_model_len)]
 
@@ -187,3 +189,5 @@ class LLMService:
 
 if settings.api_key is not None:
     LLMService.add_asgi_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
+# After the API key check, so unauthenticated calls never take an admission slot.
+LLMService.add_asgi_middleware(AdmissionMiddleware, admission=admission)

@@ -107,6 +107,16 @@ class ServiceSettings(BaseSettings):
         "cost the service a large share of its throughput at high concurrency (bench/README.md); vLLM can trace "
         "its own requests instead (`--otlp-traces-endpoint` in vllm_args).",
     )
+    max_concurrency: Annotated[int, Ge(1)] | None = Field(
+        None,
+        description="Requests admitted at once (streams included); beyond it a fast 429 with Retry-After. "
+        "Default: 2 x max_num_seqs (one batch running, one waiting).",
+    )
+    shutdown_grace_s: Annotated[float, Ge(0)] = Field(
+        25.0,
+        description="On SIGTERM, how long requests in flight may run to completion (and the result spool "
+        "may flush) before the engine stops. Keep it below the orchestrator's grace period (Kubernetes: 30 s).",
+    )
     request_timeout_s: Annotated[int, Ge(1)] = 600
     max_text_chars: Annotated[int, Ge(1)] = 8000
     max_batch_items: Annotated[int, Ge(1)] = 256
@@ -155,6 +165,10 @@ class ServiceSettings(BaseSettings):
             if self.viggo_adapter is None:
                 self.viggo_adapter = "viggo"
         return self
+
+    @property
+    def admitted_concurrency(self) -> int:
+        return self.max_concurrency or 2 * self.max_num_seqs
 
     @property
     def resolved_spool_dir(self) -> Path:

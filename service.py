@@ -120,7 +120,7 @@ class LLMService:
         from vllm import SamplingParams
 
         params = SamplingParams(max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop, seed=seed)
-        return self.generator.text_stream(self.generator.prompt_ids(prompt, messages), params, adapter)
+        return await self.generator.text_stream(self.generator.prompt_ids(prompt, messages), params, adapter)
 
     @bentoml.api
     @answers_errors
@@ -156,7 +156,7 @@ class LLMService:
         persist: Persist = None,
     ) -> list[BatchItemResult]:
         """Several texts at once on the one engine; results in input order, errors reported per item."""
-        self.adapters.resolve(adapter)
+        await self.adapters.resolve(adapter)
         return await self.entity_records.run_batch(items, adapter=adapter, persist=persist)
 
     @bentoml.api

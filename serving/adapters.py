@@ -144,7 +144,7 @@ class AdapterRegistry:
         log.info("adapter %r %s from %s (rank %d)", name, "replaced" if replaced else "loaded", source, info.rank)
         return info
 
-    def resolve(self, name: str | None) -> LoRARequest | None:
+    async def resolve(self, name: str | None) -> LoRARequest | None:
         if not name or name == self.model.name:
             return None
         try:

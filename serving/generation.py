@@ -22,7 +22,8 @@ if TYPE_CHECKING:
 
 
 class AdapterResolver(Protocol):
-    def resolve(self, name: str | None) -> LoRARequest | None: ...
+    # Async: resolving a name may load the adapter on first use (serving/adapters.py).
+    async def resolve(self, name: str | None) -> LoRARequest | None: ...
 
 
 class LocalAdapters:
@@ -36,7 +37,7 @@ class LocalAdapters:
             for index, (name, folder) in enumerate((folders or {}).items(), start=1)
         }
 
-    def resolve(self, name: str | None) -> LoRARequest | None:
+    async def resolve(self, name: str | None) -> LoRARequest | None:
         if not name:
             return None
         if name not in self.requests:
@@ -67,7 +68,7 @@ class Generator:
             return self.encode(prompt)
         raise RequestError("give a non-empty `prompt` or a non-empty `messages` list", field="prompt")
 
-    def text_stream(
+    async def text_stream(
         self,
         prompt_ids: list[int],
         params: SamplingParams,
@@ -80,7 +81,7 @@ class Generator:
         answer.
         """
         self.check_length(prompt_ids, params.max_tokens or 0)
-        self.adapters.resolve(adapter)
+        await self.adapters.resolve(adapter)
         return self._text_pieces(prompt_ids, params, adapter)
 
     async def _text_pieces(
@@ -112,7 +113,7 @@ class Generator:
     ) -> AsyncIterator[RequestOutput]:
         """Yield cumulative outputs; cancelling the consumer aborts the engine request."""
         self.check_length(prompt_ids, params.max_tokens or 0)
-        lora: LoRARequest | None = self.adapters.resolve(adapter)
+        lora: LoRARequest | None = await self.adapters.resolve(adapter)
         request_id = request_id or uuid.uuid4().hex
         finished = False
         try:

@@ -47,7 +47,7 @@ class ViggoPredictor:
         """All sentences at once (the engine batches them); an unparseable output is returned in
         its slot rather than raised, so one bad sentence does not lose the others' results."""
         # Reject bad input and unknown adapters before anything reaches the engine.
-        self.generator.adapters.resolve(adapter)
+        await self.generator.adapters.resolve(adapter)
         prompts = [self._prompt_ids(sentence, adapter, few_shot) for sentence in sentences]
         bar = tqdm(total=len(prompts), disable=not progress, desc="viggo", unit="sentence")
 

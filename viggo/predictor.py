@@ -8,8 +8,9 @@ from collections.abc import Sequence
 from tqdm.auto import tqdm
 
 from serving.errors import RequestError
-from serving.generation import Generator
+from serving.generation import TextGenerator
 from viggo.grammar import MR_GRAMMAR
+from viggo.grounding import ungrounded_attributes
 from viggo.mr import MeaningRepresentation, MRParseError
 from viggo.prompt import FEW_SHOT_EXAMPLES, build_messages
 from viggo.protocol import ViggoPrediction
@@ -24,7 +25,7 @@ class ViggoOutputError(RequestError):
 
 
 class ViggoPredictor:
-    def __init__(self, generator: Generator, *, few_shot: bool = True, max_tokens: int = 160) -> None:
+    def __init__(self, generator: TextGenerator, *, few_shot: bool = True, max_tokens: int = 160) -> None:
         """`few_shot`: show the base model the fixed few-shot examples. A fine-tuned adapter learnt
         the task without them, so requests naming an adapter skip them unless told otherwise."""
         self.generator = generator
@@ -34,7 +35,7 @@ class ViggoPredictor:
     async def predict(
         self, sentence: str, adapter: str | None = None, *, few_shot: bool | None = None
     ) -> ViggoPrediction:
-        return await self._generate(self._prompt_ids(sentence, adapter, few_shot), adapter)
+        return await self._generate(sentence, self._prompt_ids(sentence, adapter, few_shot), adapter)
 
     async def predict_many(
         self,
@@ -51,16 +52,16 @@ class ViggoPredictor:
         prompts = [self._prompt_ids(sentence, adapter, few_shot) for sentence in sentences]
         bar = tqdm(total=len(prompts), disable=not progress, desc="viggo", unit="sentence")
 
-        async def one(prompt_ids: list[int]) -> ViggoPrediction | ViggoOutputError:
+        async def one(sentence: str, prompt_ids: list[int]) -> ViggoPrediction | ViggoOutputError:
             try:
-                return await self._generate(prompt_ids, adapter)
+                return await self._generate(sentence, prompt_ids, adapter)
             except ViggoOutputError as error:
                 return error
             finally:
                 bar.update()
 
         try:
-            return await asyncio.gather(*(one(prompt_ids) for prompt_ids in prompts))
+            return await asyncio.gather(*(one(s, p) for s, p in zip(sentences, prompts, strict=True)))
         finally:
             bar.close()
 
@@ -74,7 +75,7 @@ class ViggoPredictor:
         self.generator.check_length(prompt_ids, self.max_tokens, field="sentence")
         return prompt_ids
 
-    async def _generate(self, prompt_ids: list[int], adapter: str | None) -> ViggoPrediction:
+    async def _generate(self, sentence: str, prompt_ids: list[int], adapter: str | None) -> ViggoPrediction:
         from vllm import SamplingParams
         from vllm.sampling_params import StructuredOutputsParams
 
@@ -91,4 +92,7 @@ class ViggoPredictor:
         except MRParseError as error:
             reason = "cut off at max_tokens" if output.finish_reason == "length" else str(error)
             raise ViggoOutputError(text, reason) from error
-        return ViggoPrediction(mr=mr.to_string(), act=mr.act, attributes=mr.attributes)
+        ungrounded = ungrounded_attributes(mr, sentence)
+        return ViggoPrediction(
+            mr=mr.to_string(), act=mr.act, attributes=mr.attributes, grounded=not ungrounded, ungrounded=ungrounded
+        )

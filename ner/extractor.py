@@ -1,11 +1,22 @@
-"""Entity extraction on the shared engine: propose candidates, let the model label them, ground the result."""
+"""Entity extraction on the shared engine: propose candidates, let the model label them, ground the result.
+
+A text longer than one part (`ner.documents`) is labelled part by part, all parts at once on the one engine,
+and the labels are merged into one decision per string before grounding in the whole text (`ner.resolution`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
 from ner.candidates import propose, unique_texts
-from ner.decoding import labelling_params, parse_labels
-from ner.grounding import ground
+from ner.decoding import label_scores, labelling_params, read_labels
+from ner.documents import Part, halves, pack
+from ner.grounding import ground, normal
 from ner.prompt import labelling_messages
+from ner.resolution import Labelled, labelling_names, merge, resolve
 from ner.schema import EntityType, Extraction
 from serving.errors import RequestError
 from serving.generation import Generator
@@ -15,11 +26,32 @@ class ExtractionError(RequestError):
     """The model could not produce a complete answer within the context; never a partial result."""
 
 
+class _PromptTooLong(Exception):
+    """A part's prompt leaves no room for the answer: the part is labelled in halves instead."""
+
+    def __init__(self, tokens: int) -> None:
+        super().__init__(tokens)
+        self.tokens = tokens
+
+
+@dataclass
+class _Labelled:
+    labels: dict[str, Labelled] = field(default_factory=dict)
+    retries: int = 0
+    finish: str | None = None
+
+
 class EntityExtractor:
-    def __init__(self, generator: Generator, *, max_text_chars: int, max_tokens: int = 256) -> None:
+    def __init__(
+        self, generator: Generator, *, max_text_chars: int, max_tokens: int = 256, part_tokens: int = 256
+    ) -> None:
+        """`part_tokens`: the most tokens of text labelled in one prompt (less when the context is short)."""
         self.generator = generator
         self.max_text_chars = max_text_chars
         self.max_tokens = max_tokens
+        self.part_tokens = part_tokens
+        # The prompt without text or candidates: what every part's prompt costs before its own text.
+        self._fixed_tokens = len(generator.encode(generator.chat_text(labelling_messages("", []))))
 
     def _validate(self, text: str) -> None:
         if not isinstance(text, str) or not text.strip():
@@ -29,23 +61,57 @@ class EntityExtractor:
                 f"is {len(text)} characters long; the limit is {self.max_text_chars}", field="text", status=413
             )
 
-    async def extract(self, text: str, adapter: str | None = None) -> Extraction:
-        self._validate(text)
-        candidates = propose(text)
-        names = unique_texts(candidates, "name")
-        dates: list[tuple[EntityType, str]] = [("date", date) for date in unique_texts(candidates, "date")]
-        if not names:  # nothing for the model to decide
-            return ground(text, dates).extraction()
+    def _too_long(self, tokens: int) -> RequestError:
+        return RequestError(
+            f"the prompt for this text takes {tokens} tokens, more than the model's context of "
+            f"{self.generator.max_model_len}; send a shorter text",
+            field="text",
+            status=413,
+        )
 
+    def part_budget(self) -> int:
+        """Tokens of text per part: the prompt repeats a part's names as candidates and the answer again as
+        JSON keys, so a quarter of what the fixed prompt leaves keeps room for both."""
+        return max(1, min(self.part_tokens, (self.generator.max_model_len - self._fixed_tokens) // 4))
+
+    def parts(self, text: str) -> list[Part]:
+        return pack(text, lambda piece: len(self.generator.encode(piece)), self.part_budget())
+
+    async def extract(self, text: str, adapter: str | None = None, min_score: float | None = None) -> Extraction:
+        self._validate(text)
+        if self._fixed_tokens >= self.generator.max_model_len:
+            raise self._too_long(self._fixed_tokens)
+        labelled = await asyncio.gather(*(self._label_part(text, part, adapter) for part in self.parts(text)))
+        parts = [part for group in labelled for part in group]
+        decided = merge(part.labels for part in parts)
+        dates: list[tuple[EntityType, str]] = [("date", date) for date in unique_texts(propose(text), "date")]
+        scores = {normal(d.surface): d.score for d in decided} | {normal(date): 1.0 for _, date in dates}
+        grounded = ground(text, [(d.type, d.surface) for d in decided] + dates, scores)
+        finishes = [part.finish for part in parts if part.finish is not None]
+        return grounded.above(min_score).extraction(
+            retries=sum(part.retries for part in parts), finish=finishes[-1] if finishes else None
+        )
+
+    async def _label_part(self, text: str, part: Part, adapter: str | None) -> list[_Labelled]:
+        """Labels for one part; a part whose prompt does not fit is labelled in halves."""
+        try:
+            return [await self._label(part.of(text), adapter)]
+        except _PromptTooLong as error:
+            pieces = halves(text, part)
+            if len(pieces) < 2:
+                raise self._too_long(error.tokens) from None
+            groups = await asyncio.gather(*(self._label_part(text, piece, adapter) for piece in pieces))
+            return [labelled for group in groups for labelled in group]
+
+    async def _label(self, text: str, adapter: str | None) -> _Labelled:
+        candidates = propose(text)
+        names = labelling_names(candidates)
+        if not names:  # nothing for the model to decide
+            return _Labelled()
         prompt_ids = self.generator.encode(self.generator.chat_text(labelling_messages(text, names)))
         room = self.generator.max_model_len - len(prompt_ids)
         if room <= 0:
-            raise RequestError(
-                f"the prompt for this text takes {len(prompt_ids)} tokens, more than the model's context of "
-                f"{self.generator.max_model_len}; send a shorter text",
-                field="text",
-                status=413,
-            )
+            raise _PromptTooLong(len(prompt_ids))
         budget, retries = min(self.max_tokens, room), 0
         while True:
             output = await self.generator.complete(prompt_ids, labelling_params(names, budget), adapter=adapter)
@@ -59,5 +125,21 @@ class EntityExtractor:
                 )
             # A cut JSON object is never parsed: ask again with more room.
             budget, retries = min(budget * 2, room), retries + 1
-        labelled = parse_labels(output.text, names)
-        return ground(text, labelled + dates).extraction(retries=retries, finish=output.finish_reason)
+        labels = read_labels(output.text, names)
+        scores = self._scores(output, len(names))
+        by_name = {name: Labelled(labels[name], score) for name, score in zip(names, scores, strict=True)}
+        return _Labelled(resolve(candidates, by_name), retries, output.finish_reason)
+
+    def _scores(self, output: Any, count: int) -> Sequence[float | None]:
+        """Each label's probability, in name order, when the engine returned log-probabilities."""
+        logprobs = getattr(output, "logprobs", None)
+        tokenizer = getattr(self.generator, "tokenizer", None)
+        if not logprobs or tokenizer is None:
+            return [None] * count
+
+        def decode(ids: Sequence[int]) -> str:
+            return str(tokenizer.decode(list(ids), skip_special_tokens=True, clean_up_tokenization_spaces=False))
+
+        scores = label_scores(output.text, output.token_ids, logprobs, decode)
+        return scores if len(scores) == count else [None] * count
+

@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from serving.errors import NotFoundError, RequestError
+from serving.errors import NotFoundError, RequestError, UnavailableError
 
 if TYPE_CHECKING:
     from vllm import CompletionOutput, RequestOutput, SamplingParams
@@ -24,6 +24,33 @@ if TYPE_CHECKING:
 class AdapterResolver(Protocol):
     # Async: resolving a name may load the adapter on first use (serving/adapters.py).
     async def resolve(self, name: str | None) -> LoRARequest | None: ...
+
+
+class Completion(Protocol):
+    """What a feature reads of a finished generation (vLLM's `CompletionOutput` has these)."""
+
+    @property
+    def text(self) -> str: ...
+
+    @property
+    def finish_reason(self) -> str | None: ...
+
+
+class TextGenerator(Protocol):
+    """What NER and ViGGO need of the engine: `Generator` on the real one; tests script their own."""
+
+    max_model_len: int
+    adapters: AdapterResolver
+
+    def chat_text(self, messages: Sequence[dict[str, str]]) -> str: ...
+
+    def encode(self, text: str) -> list[int]: ...
+
+    def check_length(self, prompt_ids: Sequence[int], max_tokens: int, field: str = "max_tokens") -> None: ...
+
+    async def complete(
+        self, prompt_ids: Sequence[int], params: SamplingParams, *, adapter: str | None = None
+    ) -> Completion: ...
 
 
 class LocalAdapters:
@@ -121,6 +148,12 @@ class Generator:
                 {"prompt_token_ids": list(prompt_ids)}, params, request_id, lora_request=lora
             ):
                 finished = output.finished
+                if finished and any(c.finish_reason == "abort" for c in output.outputs):
+                    # Cut by the engine (the drain's deadline): partial output must not pass for an answer.
+                    raise UnavailableError(
+                        "the request was aborted before it finished: this replica is shutting down; retry",
+                        retry_after_s=1,
+                    )
                 yield output
         finally:
             if not finished:

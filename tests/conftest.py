@@ -10,13 +10,20 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
-pytest.register_assert_rewrite("tests.s3_fixtures")
 from bench.servers import free_port, running, service_command
-from serving.paths import REPO_ROOT
-from tests.s3_fixtures import FAKE_AWS_ENV, MotoServer
+from serving.default_model import DefaultModelError, ensure_default_model
+from serving.paths import DEFAULT_CACHE_DIR, REPO_ROOT, VIGGO_DATA
+
+# Before its import, so that its fixtures' asserts are rewritten too.
+pytest.register_assert_rewrite("tests.s3_fixtures")
+from tests.s3_fixtures import FAKE_AWS_ENV, MotoServer  # noqa: E402
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedTokenizerBase
 
 pytest_plugins = ["tests.s3_fixtures"]
 
@@ -37,6 +44,30 @@ class ServiceUnderTest:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+
+@pytest.fixture(scope="session")
+def default_model_dir() -> Path:
+    """The converted default model: its tokenizer and chat template are the ones the service uses."""
+    try:
+        return ensure_default_model(DEFAULT_CACHE_DIR)
+    except DefaultModelError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def tokenizer(default_model_dir: Path) -> PreTrainedTokenizerBase:
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(default_model_dir)
+
+
+@pytest.fixture(scope="session")
+def viggo_data() -> Path:
+    """The ViGGO CSV folder of ../shared/data (train, valid)."""
+    if not (VIGGO_DATA / "train.csv").is_file():
+        pytest.skip(f"ViGGO data not at {VIGGO_DATA}")
+    return VIGGO_DATA
 
 
 @pytest.fixture(scope="session")

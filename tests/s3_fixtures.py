@@ -10,6 +10,7 @@ Fixtures: `aws_credentials` (session; fake keys in the environment), `moto_serve
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -99,10 +100,8 @@ class MotoServer:
     def create_bucket(self, name: str | None = None) -> str:
         name = name or f"test-{uuid.uuid4().hex[:12]}"
         client = self.client()
-        try:
+        with contextlib.suppress(client.exceptions.BucketAlreadyOwnedByYou):  # asking twice is fine
             client.create_bucket(Bucket=name)
-        except client.exceptions.BucketAlreadyOwnedByYou:
-            pass  # asking twice for the same bucket is fine
         self._buckets.add(name)
         return name
 

@@ -10,12 +10,9 @@ from pathlib import Path
 import httpx
 import pytest
 
+from serving.paths import REPO_ROOT
 from viggo.mr import MeaningRepresentation
 from viggo.ontology import ACTS
-
-pytestmark = pytest.mark.engine
-
-REPO = Path(__file__).resolve().parents[1]
 
 
 def test_viggo_returns_a_well_formed_mr(server) -> None:
@@ -44,7 +41,7 @@ def test_evaluate_cli_over_http(server, tmp_path: Path) -> None:
     predictions, metrics = tmp_path / "preds.jsonl", tmp_path / "metrics.json"
     command = [sys.executable, "-m", "viggo.evaluate", "--url", server.url, "--limit", "8",
                "--api-key", server.api_key, "--out", str(predictions), "--json-out", str(metrics)]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
+    result = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
     records = [json.loads(line) for line in predictions.read_text().splitlines()]
     assert len(records) == 8
@@ -56,17 +53,3 @@ def test_evaluate_cli_over_http(server, tmp_path: Path) -> None:
         assert 0 <= scores[key] <= 1
     assert scores["sentences_per_s"] > 0
     assert "exact match" in result.stdout
-
-
-def test_evaluate_cli_in_process_engine_and_clean_exit(tmp_path: Path) -> None:
-    """The README's in-process command: its own engine, a well-formed MR per sentence, and an exit that
-    does not print vLLM's `AsyncLLM.__del__` traceback (serving.engine imports vLLM off our stack)."""
-    predictions, metrics = tmp_path / "preds.jsonl", tmp_path / "metrics.json"
-    command = [sys.executable, "-m", "viggo.evaluate", "--limit", "3", "--kv-cache-gib", "1", "--max-num-seqs", "4",
-               "--out", str(predictions), "--json-out", str(metrics)]  # fmt: skip
-    result = subprocess.run(command, cwd=REPO, capture_output=True, text=True, timeout=600)
-    assert result.returncode == 0, result.stderr[-2000:]
-    records = [json.loads(line) for line in predictions.read_text().splitlines()]
-    assert len(records) == 3 and all(MeaningRepresentation.parse(record["prediction"]) for record in records)
-    assert json.loads(metrics.read_text())["parse_rate"] == 1.0
-    assert "Exception ignored" not in result.stderr, result.stderr[-2000:]

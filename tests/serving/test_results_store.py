@@ -83,7 +83,7 @@ def test_s3_save_is_read_back(moto_server: MotoServer, s3_bucket: str, tmp_path:
     ["", ".", "..", "a..b", ".hidden", "a/b", "a\\b", "../etc", "a b", "é", "x" * 129, "id\n", "a\x00", None, 42],
 )
 def test_invalid_ids_are_rejected(bad_id: object, tmp_path: Path) -> None:
-    with pytest.raises(InvalidRecordId, match="^id: ") as info:
+    with pytest.raises(InvalidRecordId, match=r"^id: ") as info:
         validate_record_id(bad_id)  # type: ignore[arg-type]
     assert isinstance(info.value, RequestError) and info.value.field == "id" and info.value.status == 422
 

@@ -1,0 +1,32 @@
+"""ServiceSettings: CLI strings and environment variables parsed, bad values refused naming the setting."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from serving.settings import ServiceSettings
+
+
+def test_settings_parse_cli_strings_and_reject_bad_values() -> None:
+    settings = ServiceSettings(
+        adapters="viggo=/a/b,ner=s3://bucket/ner",
+        vllm_args="--max-num-batched-tokens 8192",
+        adapter_roots="/x,/y",
+        max_num_seqs="32",
+    )
+    assert settings.adapters == {"viggo": "/a/b", "ner": "s3://bucket/ner"}
+    assert settings.vllm_args == ["--max-num-batched-tokens", "8192"]
+    assert [str(p) for p in settings.adapter_roots] == ["/x", "/y"]
+    for bad in ({"max_num_seqs": 0}, {"gpu_memory_utilization": 1.5}, {"adapters": "bad name=/x"}, {"no_such": 1}):
+        with pytest.raises(ValidationError) as info:
+            ServiceSettings(**bad)
+        assert next(iter(bad)) in str(info.value)
+
+
+def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MAX_NUM_SEQS", "12")
+    monkeypatch.setenv("API_KEY", "s3cret")
+    settings = ServiceSettings()
+    assert settings.max_num_seqs == 12 and settings.api_key.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(settings)

@@ -1,0 +1,72 @@
+"""Swagger UI's heading (the OpenAPI document's `info`) is the service's own, and what the deployment's
+dashboard and autoscaler read is on the live service's /metrics."""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+
+import httpx
+import pytest
+from packaging.version import Version
+
+from serving.openapi import openapi_document
+from serving.openapi_info import TITLE, service_info
+from serving.paths import REPO_ROOT
+from tests.conftest import ServiceUnderTest
+
+PROJECT_VERSION = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]["version"]
+V1_ROUTES = ["/v1/chat/completions", "/v1/completions", "/v1/models"]
+
+
+def assert_service_info(info: dict[str, str]) -> None:
+    assert info["title"] == TITLE
+    assert "BentoML" not in info["title"] and "contact" not in info
+    assert "created with BentoML" not in info["description"]
+    for route in ["/generate", "/extract_entities", "/viggo", *V1_ROUTES]:
+        assert f"`POST {route}`" in info["description"] or f"`GET {route}`" in info["description"], route
+
+
+def test_document_built_from_the_service_has_its_own_info() -> None:
+    import service
+
+    document = openapi_document(service.LLMService.openapi_spec.asdict())
+    assert_service_info(document["info"])
+    # Served from source there is no Bento: BentoML says "None"; the project's version replaces it.
+    assert document["info"]["version"] == PROJECT_VERSION
+
+
+def test_version_names_the_bento_that_runs() -> None:
+    version = service_info({"title": "llm-extraction", "version": "ttqgmvq5ukl2kbdn"})["version"]
+    assert version == f"{PROJECT_VERSION}+bento.ttqgmvq5ukl2kbdn"
+    assert Version(version).local == "bento.ttqgmvq5ukl2kbdn"
+    assert service_info({"version": "None"})["version"] == PROJECT_VERSION
+
+
+@pytest.mark.engine
+def test_live_docs_and_metrics(server: ServiceUnderTest) -> None:
+    document = httpx.get(f"{server.url}/docs.json", timeout=30).json()
+    assert_service_info(document["info"])
+    assert document["info"]["version"] == PROJECT_VERSION
+    # The /v1 routes the description documents are served.
+    models = httpx.get(f"{server.url}/v1/models", headers=server.headers, timeout=30)
+    assert models.status_code == 200 and models.json()["data"], models.text
+
+    # Series present from the start (engine gauges and histograms, BentoML's request series after the
+    # calls above, the spool gauge) must all be there under the names the dashboard queries.
+    metrics = httpx.get(f"{server.url}/metrics", headers=server.headers, timeout=30).text
+    exported = set(re.findall(r"^([A-Za-z_:][\w:]*)(?:\{| )", metrics, flags=re.MULTILINE))
+    dashboard = json.loads((REPO_ROOT / "deploy" / "grafana" / "dashboard.json").read_text())
+    queried = {
+        name
+        for panel in dashboard["panels"]
+        for target in panel.get("targets", [])
+        for name in re.findall(r"([A-Za-z_:][\w:]*)\{", target["expr"])
+    }
+    always_there = {name for name in queried if name.startswith(("vllm:", "bentoml_service_"))}
+    always_there.add("results_spool_pending")
+    assert len(always_there) >= 10
+    assert always_there <= exported, always_there - exported
+    # What hpa.yaml scales on.
+    assert {"bentoml_service_request_in_progress", "vllm:num_requests_waiting"} <= exported

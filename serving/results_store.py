@@ -128,6 +128,7 @@ class ResultStore:
         self._pending: set[str] = set(self._scan_spool()) if self._s3 else set()
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._closed = False
         SPOOL_PENDING.set(len(self._pending))
 
     @classmethod
@@ -144,14 +145,19 @@ class ResultStore:
     async def close(self, timeout_s: float = 5.0) -> None:
         """Stop the uploader, then try once more, for at most `timeout_s`, to upload what is spooled.
 
-        What is still spooled afterwards stays on disk for the next start.
+        What is still spooled afterwards stays on disk for the next start. Only the first call does anything:
+        the drain closes the store within the grace period, the shutdown hook's call then has nothing to do.
         """
+        if self._closed:
+            return
+        self._closed = True
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
         if self._pending:
+            log.info("flushing %d spooled result(s) to S3, for up to %.1f s", len(self._pending), timeout_s)
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._upload_pass(), timeout_s)
             if self._pending:

@@ -53,6 +53,15 @@ class TextGenerator(Protocol):
     ) -> Completion: ...
 
 
+class StreamCut(BaseException):
+    """A text stream that broke off after its response had started (drain deadline, engine failure).
+
+    A BaseException, because BentoML's stream wrapper catches every Exception, logs it and ends the response
+    like a complete one; this one reaches uvicorn, which closes the connection without the final chunk, so
+    the caller's HTTP client raises (httpx: RemoteProtocolError) instead of taking partial text for an answer.
+    """
+
+
 class LocalAdapters:
     """Adapters given by folder to an in-process engine (CLIs, scripts); the service uses AdapterRegistry."""
 
@@ -115,11 +124,14 @@ class Generator:
         self, prompt_ids: list[int], params: SamplingParams, adapter: str | None
     ) -> AsyncIterator[str]:
         sent = 0
-        async for output in self.stream(prompt_ids, params, adapter=adapter):
-            text = output.outputs[0].text
-            if len(text) > sent:
-                yield text[sent:]
-                sent = len(text)
+        try:
+            async for output in self.stream(prompt_ids, params, adapter=adapter):
+                text = output.outputs[0].text
+                if len(text) > sent:
+                    yield text[sent:]
+                    sent = len(text)
+        except Exception as exc:
+            raise StreamCut(f"the stream was cut after {sent} characters: {exc}") from exc
 
     def check_length(self, prompt_ids: Sequence[int], max_tokens: int, field: str = "max_tokens") -> None:
         if len(prompt_ids) + max_tokens > self.max_model_len:

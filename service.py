@@ -6,6 +6,7 @@ Settings: `bentoml serve . --arg max_num_seqs=32` or environment variables (see 
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncGenerator
 from typing import Annotated
 
@@ -17,6 +18,7 @@ from ner.protocol import EXAMPLE_TEXT, BatchItemResult, EntityResult, TextSample
 from serving.admission import Admission, AdmissionMiddleware
 from serving.auth import ApiKeyMiddleware
 from serving.errors import answers_errors
+from serving.lifecycle import EngineGuardMiddleware, Lifecycle, install_serve_hooks
 from serving.openai_app import LateOpenAIApp
 from serving.protocol import (
     AdapterName,
@@ -31,11 +33,17 @@ from serving.protocol import (
 from serving.settings import ServiceSettings
 from viggo.protocol import ViggoPrediction
 
+# BentoML shows INFO records of its own loggers only; the service's state changes (drain, spool, adapters) too.
+logging.getLogger("serving").setLevel(logging.INFO)
+
 # vLLM is imported only inside the class's methods: the `bentoml serve` and `bentoml build` processes
 # import this module too, and need none of it.
 settings = bentoml.use_arguments(ServiceSettings)
 openai_app = LateOpenAIApp()
 admission = Admission(settings.admitted_concurrency)
+lifecycle = Lifecycle(admission, settings.shutdown_grace_s)
+# Runs in the `bentoml serve` process: how circus stops and restarts the worker (serving/lifecycle.py).
+install_serve_hooks(settings.shutdown_grace_s)
 
 MaxTokens = Annotated[int, Ge(1), Le(settings.max_model_len)]
 
@@ -70,7 +78,7 @@ class LLMService:
             persist_default=settings.persist_results,
         )
         self.viggo_predictor = ViggoPredictor(self.generator)
-        self.ready = False
+        lifecycle.attach(self.handle.engine, self.store)
 
     @bentoml.on_startup
     async def _start(self) -> None:
@@ -84,17 +92,20 @@ class LLMService:
             await self.adapters.register(name, source)
         await self.store.start()
         await openai_app.start(app)
-        self.ready = True
+        lifecycle.start()
 
     @bentoml.on_shutdown
     async def _stop(self) -> None:
-        self.ready = False
+        # After a SIGTERM, the drain has already let requests finish and flushed the spool (serving/lifecycle.py).
         await openai_app.stop()
         await self.store.close()
-        self.handle.engine.shutdown()
+        await lifecycle.stop_engine()
 
     async def __is_ready__(self) -> bool:
-        return self.ready and not self.handle.engine.errored
+        return lifecycle.ready()
+
+    async def __is_alive__(self) -> bool:
+        return lifecycle.alive()
 
     def __metrics__(self, content: str) -> str:
         from serving.metrics import with_engine_series
@@ -191,3 +202,4 @@ if settings.api_key is not None:
     LLMService.add_asgi_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
 # After the API key check, so unauthenticated calls never take an admission slot.
 LLMService.add_asgi_middleware(AdmissionMiddleware, admission=admission)
+LLMService.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_failure)

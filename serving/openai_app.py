@@ -15,9 +15,11 @@ import argparse
 import contextlib
 from typing import TYPE_CHECKING, Any
 
-from serving.errors import UnavailableError, error_response
+from serving.errors import ServiceError, UnavailableError, error_response
 
 if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import Response
     from starlette.types import Receive, Scope, Send
     from vllm.engine.protocol import EngineClient
 
@@ -36,7 +38,14 @@ async def build_openai_app(engine: EngineClient, args: argparse.Namespace) -> An
     supported_tasks = await engine.get_supported_tasks()
     app = build_app(args, supported_tasks)
     await init_app_state(engine, app.state, args, supported_tasks)
+    # The adapter store's LoRA resolver raises the service's errors from inside vLLM's handlers (/v1 `model`).
+    app.add_exception_handler(ServiceError, _service_error)
     return app
+
+
+async def _service_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ServiceError)
+    return error_response(exc)
 
 
 class LateOpenAIApp:

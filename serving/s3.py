@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import shutil
 import tarfile
 import tempfile
@@ -16,12 +17,22 @@ from tqdm import tqdm
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
+log = logging.getLogger(__name__)
+
 COMPLETE_MARKER = ".download-complete.json"
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 
 
 class S3DownloadError(RuntimeError):
     """An s3:// artifact could not be fetched or failed its integrity check."""
+
+
+class S3NotFoundError(S3DownloadError):
+    """Nothing is stored under the s3:// prefix (or at the archive's key)."""
+
+
+class S3TooLargeError(S3DownloadError):
+    """The artifact is larger than the caller's `max_bytes`; nothing was downloaded."""
 
 
 @dataclass(frozen=True)
@@ -78,8 +89,11 @@ def _verify(path: Path, size: int, etag: str) -> None:
             raise S3DownloadError(f"{path.name}: MD5 {md5.hexdigest()} does not match ETag {etag}")
 
 
-def _safe_extract(archive: Path, dest: Path) -> None:
+def _safe_extract(archive: Path, dest: Path, max_bytes: int | None) -> None:
     with tarfile.open(archive) as tar:
+        unpacked = sum(member.size for member in tar.getmembers())
+        if max_bytes is not None and unpacked > max_bytes:  # a small archive may unpack to a huge folder
+            raise S3TooLargeError(f"{archive.name} unpacks to {unpacked} bytes, more than the {max_bytes} allowed")
         tar.extractall(dest, filter="data")  # refuses absolute paths, '..' and links out of dest
     # An archive of one top folder holds the model one level down: lift it.
     entries = [p for p in dest.iterdir()]
@@ -90,9 +104,18 @@ def _safe_extract(archive: Path, dest: Path) -> None:
         inner.rmdir()
 
 
-def fetch(uri: str, cache_root: Path, *, endpoint_url: str | None = None, what: str = "artifact") -> Path:
+def fetch(
+    uri: str,
+    cache_root: Path,
+    *,
+    endpoint_url: str | None = None,
+    what: str = "artifact",
+    max_bytes: int | None = None,
+) -> Path:
     """Download an s3:// prefix (a folder of files) or a .tar/.tar.gz object once; return the local folder.
 
+    Blocking (boto3): async callers run it on a worker thread. `max_bytes` is checked against the listed
+    sizes before anything is downloaded (and an archive's unpacked size before it is unpacked).
     A download lands in a temporary folder and is renamed into place only when every file passed its
     size/MD5 check, so an interrupted download is never mistaken for a complete one.
     """
@@ -119,10 +142,15 @@ def fetch(uri: str, cache_root: Path, *, endpoint_url: str | None = None, what: 
             ]
             base = parsed.key
         if not objects:
-            raise S3DownloadError(f"{what} {uri}: no objects under that prefix (check the bucket and prefix)")
+            raise S3NotFoundError(f"{what} {uri}: no objects under that prefix (check the bucket and prefix)")
+        total = sum(obj["Size"] for obj in objects)
+        if max_bytes is not None and total > max_bytes:
+            raise S3TooLargeError(
+                f"{what} {uri} is {total} bytes ({len(objects)} files), more than the {max_bytes} allowed"
+            )
+        log.info("downloading %s %s: %d files, %d bytes", what, uri, len(objects), total)
         staging = Path(tempfile.mkdtemp(prefix=".partial-", dir=cache_root))
         try:
-            total = sum(obj["Size"] for obj in objects)
             with tqdm(total=total, unit="B", unit_scale=True, desc=f"downloading {what} {uri}") as bar:
                 for obj in objects:
                     relative = (
@@ -139,9 +167,11 @@ def fetch(uri: str, cache_root: Path, *, endpoint_url: str | None = None, what: 
             if parsed.key.endswith(ARCHIVE_SUFFIXES):
                 archive = staging / PurePosixPath(parsed.key).name
                 unpacked = Path(tempfile.mkdtemp(prefix=".partial-", dir=cache_root))
-                _safe_extract(archive, unpacked)
-                shutil.rmtree(staging)
-                staging = unpacked
+                try:
+                    _safe_extract(archive, unpacked, max_bytes)
+                finally:
+                    shutil.rmtree(staging)
+                    staging = unpacked  # removed by the outer `finally` unless renamed into place
             (staging / COMPLETE_MARKER).write_text(json.dumps({"uri": uri, "objects": len(objects), "bytes": total}))
             shutil.rmtree(dest, ignore_errors=True)
             staging.rename(dest)

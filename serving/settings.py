@@ -90,6 +90,21 @@ class ServiceSettings(BaseSettings):
         description="Local folders adapters may be loaded from (besides the adapter cache). Empty: only the cache and "
         "the folders named in `adapters`.",
     )
+    adapter_store: str | None = Field(
+        None,
+        description="Where adapters are loaded from on first use: s3://bucket/prefix, a local folder, or a Hugging "
+        "Face org. A request naming adapter `x` that is not loaded loads `{adapter_store}/x/`, unregistered.",
+    )
+    adapter_cache_bytes: Annotated[int, Ge(1 << 20)] = Field(
+        20 << 30,
+        description="Disk (and engine) budget for adapters loaded from adapter_store; beyond it the least recently "
+        "used one is unloaded from the engine and its downloaded copy deleted.",
+    )
+    max_adapter_bytes: Annotated[int, Ge(1 << 10)] = Field(
+        4 << 30,
+        description="Largest adapter (all its files) accepted, registered or loaded on demand: checked before "
+        "downloading (S3 listing sizes, Hub metadata) and after; beyond it 413.",
+    )
     viggo_adapter: str | None = Field(None, description="Adapter used by /viggo when a request names none.")
     bundled_adapters: bool = Field(
         True,
@@ -152,7 +167,7 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"adapter name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
         return value
 
-    @field_validator("model", "served_model_name", "viggo_adapter", "s3_endpoint_url", mode="before")
+    @field_validator("model", "served_model_name", "viggo_adapter", "adapter_store", "s3_endpoint_url", mode="before")
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value

@@ -17,6 +17,7 @@ from pydantic import Field
 from ner.protocol import EXAMPLE_TEXT, BatchItemResult, EntityResult, TextSample
 from serving.admission import Admission, AdmissionMiddleware
 from serving.auth import ApiKeyMiddleware
+from serving.disconnect import DisconnectMiddleware
 from serving.errors import answers_errors
 from serving.lifecycle import EngineGuardMiddleware, Lifecycle, install_serve_hooks
 from serving.openai_app import LateOpenAIApp
@@ -203,3 +204,5 @@ if settings.api_key is not None:
 # After the API key check, so unauthenticated calls never take an admission slot.
 LLMService.add_asgi_middleware(AdmissionMiddleware, admission=admission)
 LLMService.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_failure)
+# Innermost, so that it watches the connection only once the body has reached the endpoint.
+LLMService.add_asgi_middleware(DisconnectMiddleware)

@@ -1,0 +1,65 @@
+"""Disconnect means abort on the plain (non-streaming) endpoints: a caller that goes away leaves no engine work.
+
+`/generate`'s stream is covered in test_generate.py; here NER (single and batch) and ViGGO, whose handlers
+would otherwise run every engine request to its end for nobody.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import time
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import pytest
+
+from ner.protocol import EXAMPLE_TEXT
+from tests.conftest import ServiceUnderTest
+
+LONG_TEXT = " ".join(
+    [
+        "Angela Merkel met Emmanuel Macron and Justin Trudeau in Berlin on 4 March 2019.",
+        "Siemens, Volkswagen and the World Bank sent delegates from Munich, Paris and Toronto.",
+        "Tim Cook of Apple and Sundar Pichai of Google spoke in Austin on Tuesday, 12 May 2020.",
+    ]
+    * 6
+)
+
+
+def engine_requests(server: ServiceUnderTest, state: str) -> float:
+    """`vllm:num_requests_{state}`; vLLM leaves the gauge unset (absent from /metrics) until its first engine step."""
+    text = httpx.get(f"{server.url}/metrics", headers=server.headers, timeout=10).text
+    return sum(float(v) for v in re.findall(rf"^vllm:num_requests_{state}\{{[^}}]*\}} (\S+)$", text, re.M))
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/extract_entities_batch", {"items": [{"text": EXAMPLE_TEXT}] * 64, "persist": False}),
+        ("/extract_entities", {"text": LONG_TEXT, "persist": False}),
+        ("/viggo", {"sentence": "Blizzard North released Diablo II for the Mac and I think it's good."}),
+    ],
+)
+def test_abandoned_request_leaves_no_engine_work(server: ServiceUnderTest, path: str, body: dict[str, Any]) -> None:
+    url = urlsplit(server.url)
+    payload = json.dumps(body).encode()
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: {url.netloc}\r\nAuthorization: Bearer {server.api_key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+    )
+    with socket.create_connection((url.hostname, url.port), timeout=30) as sock:
+        sock.sendall(head.encode() + payload)
+        deadline = time.monotonic() + 120  # a 2-core machine shared by several services can be that slow
+        while engine_requests(server, "running") < 1:
+            assert time.monotonic() < deadline, f"{path} never reached the engine"
+            time.sleep(0.1)
+        time.sleep(1.5)  # the caller gives up, as the one in the bug report did
+        assert engine_requests(server, "running") >= 1, f"{path} finished before the caller left"
+    # Closing the socket is the disconnect; the engine must let go of every request within seconds.
+    deadline = time.monotonic() + 10
+    while engine_requests(server, "running") + engine_requests(server, "waiting") > 0:
+        assert time.monotonic() < deadline, f"the engine kept working on the abandoned {path}"
+        time.sleep(0.25)

@@ -1,5 +1,6 @@
 # make setup  - .venv with everything (CPU vLLM by default; DEVICE=gpu for CUDA) + the default model
 # make serve  - set up, then serve the default model on http://localhost:$(PORT)
+# make lint   - ruff (lint + format check) and mypy; CI runs it before the tests
 # make test   - set up, then run the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -8,7 +9,7 @@ DEVICE ?= cpu
 REQUIREMENTS := $(if $(filter gpu,$(DEVICE)),requirements.txt,requirements-cpu.txt)
 STAMP := $(VENV)/.installed-$(DEVICE)
 
-.PHONY: setup serve test bench clean-venv
+.PHONY: setup serve lint test bench clean-venv
 
 $(STAMP): requirements.txt requirements-cpu.txt requirements-base.txt requirements-dev.txt
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +26,12 @@ setup: $(STAMP)
 
 serve: setup
 	$(VENV)/bin/bentoml serve . --port $(PORT)
+
+# Needs the packages (mypy reads their types), not the converted model.
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: setup
 	$(VENV)/bin/python -m pytest

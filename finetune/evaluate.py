@@ -52,7 +52,7 @@ def generate_mrs(
                 **enc, max_new_tokens=max_new_tokens, do_sample=False, eos_token_id=eot_id, pad_token_id=pad_id
             )
         texts = tokenizer.batch_decode(out[:, enc["input_ids"].shape[1] :], skip_special_tokens=True)
-        for i, text in zip(idx, texts):
+        for i, text in zip(idx, texts, strict=True):
             outputs[i] = text.strip()
     return outputs
 
@@ -85,7 +85,8 @@ def evaluate(
         adapter=str(adapter) if adapter else None, split=split, runtime_s=round(time.perf_counter() - started, 1)
     )
     result["samples"] = [
-        {"sentence": e.sentence, "reference": e.mr, "prediction": p} for e, p in list(zip(examples, predictions))[:5]
+        {"sentence": e.sentence, "reference": e.mr, "prediction": p}
+        for e, p in list(zip(examples, predictions, strict=True))[:5]
     ]
     return result
 

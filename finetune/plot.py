@@ -16,9 +16,9 @@ def plot_training_loss(log_history: list[dict[str, Any]], path: Path, title: str
     evals = [(e["step"], e["eval_loss"]) for e in log_history if "eval_loss" in e and "step" in e]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
     if train:
-        ax.plot(*zip(*train), label="train loss", color="tab:blue")
+        ax.plot(*zip(*train, strict=True), label="train loss", color="tab:blue")
     if evals:
-        ax.plot(*zip(*evals), "o-", label="eval loss", color="tab:orange")
+        ax.plot(*zip(*evals, strict=True), "o-", label="eval loss", color="tab:orange")
     ax.set_xlabel("optimiser step")
     ax.set_ylabel("loss (response tokens)")
     ax.set_title(title)

@@ -78,7 +78,7 @@ def _training_arguments(config: FinetuneConfig, num_train: int, has_eval: bool) 
         max_steps=config.max_steps or -1,
         learning_rate=config.learning_rate,
         lr_scheduler_type=config.lr_scheduler_type,
-        warmup_steps=int(round(config.warmup_ratio * total)),  # an int works on every transformers version
+        warmup_steps=round(config.warmup_ratio * total),  # an int works on every transformers version
         weight_decay=config.weight_decay,
         max_grad_norm=config.max_grad_norm,
         per_device_train_batch_size=config.batch_size,

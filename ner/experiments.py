@@ -134,7 +134,7 @@ def per_candidate_variant(gen: Generator) -> Predict:
             return (await gen.complete(gen.encode(prompt), params)).text.strip()
 
         labels = await asyncio.gather(*(label(name) for name in names))
-        pairs: list[tuple[EntityType, str]] = [(lab, n) for n, lab in zip(names, labels) if lab != "none"]  # type: ignore[misc]
+        pairs: list[tuple[EntityType, str]] = [(lab, n) for n, lab in zip(names, labels, strict=True) if lab != "none"]  # type: ignore[misc]
         grounded = ground(text, pairs + [("date", d) for d in unique_texts(candidates, "date")])
         return Prediction(grounded.entities, dropped=grounded.dropped)
 

@@ -96,7 +96,7 @@ def _safe_extract(archive: Path, dest: Path, max_bytes: int | None) -> None:
             raise S3TooLargeError(f"{archive.name} unpacks to {unpacked} bytes, more than the {max_bytes} allowed")
         tar.extractall(dest, filter="data")  # refuses absolute paths, '..' and links out of dest
     # An archive of one top folder holds the model one level down: lift it.
-    entries = [p for p in dest.iterdir()]
+    entries = list(dest.iterdir())
     if len(entries) == 1 and entries[0].is_dir():
         inner = entries[0]
         for item in inner.iterdir():

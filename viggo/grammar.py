@@ -2,10 +2,10 @@
 
 What it guarantees, so that `MeaningRepresentation.parse` never fails on constrained output:
 one of the 9 acts; only the 14 attributes, each at most once and in the corpus' canonical order;
-bracket-free values without leading, trailing or doubled spaces; lists of at most MAX_LIST_ITEMS; closed vocabularies for
-ratings, ESRB, genres, platforms, perspectives and yes/no slots; four-digit release years; and the
-empty value only in `request_attribute(attribute[])`, which the corpus always writes with exactly
-one attribute.
+bracket-free values without leading, trailing or doubled spaces; lists of at most MAX_LIST_ITEMS;
+closed vocabularies for ratings, ESRB, genres, platforms, perspectives and yes/no slots; four-digit
+release years; and the empty value only in `request_attribute(attribute[])`, which the corpus always
+writes with exactly one attribute.
 """
 
 from __future__ import annotations

@@ -17,10 +17,12 @@ from pydantic import Field
 from ner.protocol import EXAMPLE_TEXT, BatchItemResult, EntityResult, TextSample
 from serving.admission import Admission, AdmissionMiddleware
 from serving.auth import ApiKeyMiddleware
+from serving.content_type import JsonEndpointsMiddleware
 from serving.disconnect import DisconnectMiddleware
 from serving.errors import answers_errors
 from serving.lifecycle import EngineGuardMiddleware, Lifecycle, install_serve_hooks
 from serving.openai_app import LateOpenAIApp
+from serving.openapi import OpenAPIMiddleware
 from serving.protocol import (
     AdapterName,
     AdapterRegistration,
@@ -31,6 +33,7 @@ from serving.protocol import (
     Temperature,
     TopP,
 )
+from serving.request_limits import RequestLimits, RequestLimitsMiddleware
 from serving.settings import ServiceSettings
 from viggo.protocol import ViggoPrediction
 
@@ -47,6 +50,7 @@ lifecycle = Lifecycle(admission, settings.shutdown_grace_s)
 install_serve_hooks(settings.shutdown_grace_s)
 
 MaxTokens = Annotated[int, Ge(1), Le(settings.max_model_len)]
+StopStrings = Annotated[list[str] | None, Field(max_length=settings.max_stop_strings)]
 
 
 @bentoml.asgi_app(openai_app, path="/v1")
@@ -124,7 +128,7 @@ class LLMService:
         max_tokens: MaxTokens = 256,
         temperature: Temperature = 0.7,
         top_p: TopP = 1.0,
-        stop: list[str] | None = None,
+        stop: StopStrings = None,
         seed: int | None = None,
         adapter: AdapterName = None,
     ) -> AsyncGenerator[str, None]:
@@ -203,6 +207,9 @@ if settings.api_key is not None:
     LLMService.add_asgi_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
 # After the API key check, so unauthenticated calls never take an admission slot.
 LLMService.add_asgi_middleware(AdmissionMiddleware, admission=admission)
+LLMService.add_asgi_middleware(RequestLimitsMiddleware, limits=RequestLimits.from_settings(settings))
+LLMService.add_asgi_middleware(JsonEndpointsMiddleware, routes=[api.route for api in LLMService.apis.values()])
+LLMService.add_asgi_middleware(OpenAPIMiddleware, service=LLMService)
 LLMService.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_failure)
 # Innermost, so that it watches the connection only once the body has reached the endpoint.
 LLMService.add_asgi_middleware(DisconnectMiddleware)

@@ -45,3 +45,16 @@ class AdapterView(BaseModel):
     @classmethod
     def of(cls, info: AdapterInfo) -> AdapterView:
         return cls(name=info.name, source=info.source, rank=info.rank, base_model=info.base_model)
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str = Field(description="OpenAI error type, e.g. invalid_request_error, rate_limit_exceeded.")
+    param: str | None = Field(description="The request field at fault, e.g. `items[0].text`; null if none.")
+    code: int = Field(description="The HTTP status again.")
+
+
+class ErrorBody(BaseModel):
+    """Every error the service answers (OpenAI's shape; written by serving/errors.py's `error_body`)."""
+
+    error: ErrorDetail

@@ -135,6 +135,20 @@ class ServiceSettings(BaseSettings):
     request_timeout_s: Annotated[int, Ge(1)] = 600
     max_text_chars: Annotated[int, Ge(1)] = 8000
     max_batch_items: Annotated[int, Ge(1)] = 256
+    max_request_bytes: Annotated[int, Ge(1024)] = Field(
+        8 << 20, description="Largest request body accepted on any endpoint (/v1 included); beyond it 413."
+    )
+    max_n: Annotated[int, Ge(1)] = Field(
+        16, description="Largest `n` and `best_of` of a /v1 request (completions generated for one request)."
+    )
+    max_stop_strings: Annotated[int, Ge(1)] = Field(
+        16, description="Most stop strings one request may give (`stop` of /generate and of /v1)."
+    )
+    max_structured_output_bytes: Annotated[int, Ge(256)] = Field(
+        64 << 10,
+        description="Largest structured-output constraint of a /v1 request (JSON schema, grammar, regex, choices, "
+        "tools; size of its JSON): compiling a huge one stalls the engine for everyone.",
+    )
 
     # --- results -----------------------------------------------------------------------------
     results_uri: str = Field("results", description="s3://bucket/prefix or a local directory for persisted results.")

@@ -21,7 +21,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from bench import load, report, servers
+from bench import load, report, servers, stream_load
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
@@ -30,10 +30,13 @@ PROFILES: dict[str, dict[str, Any]] = {
     "cpu": dict(concurrency="1,4,16,64", input_len=128, output_len=64, prompts="max(8,4*C)",
                 structured_concurrency="16,64", structured_prompts="C", structured_max_tokens=48,
                 task_concurrency=8, task_requests=16, machine="cpu-2core",
+                stream_shapes="short:32:32", stream_concurrency="1,4,16", stream_prompts="max(4,2*C)", repeats=1,
                 engine_env={"KV_CACHE_MEMORY_BYTES": str(2 << 30), "MAX_NUM_SEQS": "64"}),
     "gpu": dict(concurrency="1,4,16,64,256", input_len=512, output_len=128, prompts="max(16,2*C)",
                 structured_concurrency="16,64,256", structured_prompts="2*C", structured_max_tokens=96,
-                task_concurrency=64, task_requests=256, machine="gpu", engine_env={}),
+                task_concurrency=64, task_requests=256, machine="gpu",
+                stream_shapes="long:512:128,short:32:128", stream_concurrency="1,4,16,64,256",
+                stream_prompts="max(8,2*C)", repeats=3, engine_env={}),
 }
 
 
@@ -51,6 +54,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--structured-prompts", help="prompts per structured level, an expression of C")
     p.add_argument("--structured-max-tokens", type=int)
     p.add_argument("--structured-systems", default="raw,service")
+    p.add_argument("--stream-shapes", help="one-client streaming load: NAME:INPUT_LEN:OUTPUT_LEN,... ('' to skip)")
+    p.add_argument("--stream-concurrency", help="concurrencies of the streaming load")
+    p.add_argument("--stream-prompts", help="prompts per streaming level, an expression of C")
+    p.add_argument("--stream-endpoints", default="completions,generate",
+                   help="streaming paths on the service (raw vLLM gets completions only)")
+    p.add_argument("--repeats", type=int, help="repetitions of every streaming level (median and min-max reported)")
+    p.add_argument("--client-procs", type=int, default=4, help="client processes of the streaming load")
+    p.add_argument("--service-label", default="service",
+                   help="results key of the started service (e.g. a variant's name, to --merge beside another run)")
     p.add_argument("--task-concurrency", type=int)
     p.add_argument("--task-requests", type=int, help="requests per task endpoint (0 to skip)")
     p.add_argument("--url", help="drive this already-running server instead of starting any")
@@ -96,19 +108,27 @@ def run_system(label: str, target: load.Target, args: argparse.Namespace, work: 
     """Every load on one running server; returns its figures."""
     out: dict[str, Any] = {"url": target.url}
     t0 = time.monotonic()
-    print(f"[bench] {label}: vllm bench serve at {args.concurrency}", flush=True)
-    out["serving"] = load.serving_load(target, ints(args.concurrency), args.prompts, args.input_len, args.output_len,
-                                       work, label, num_warmups=args.num_warmups)
-    for row in out["serving"]:
-        print(f"[bench] {label} c={row['concurrency']}: {row.get('output_throughput', 0):.1f} tok/s, "
-              f"TTFT p50 {row.get('p50_ttft_ms', 0):.1f} ms, TPOT p50 {row.get('p50_tpot_ms', 0):.2f} ms", flush=True)
+    if ints(args.concurrency):
+        print(f"[bench] {label}: vllm bench serve at {args.concurrency}", flush=True)
+        out["serving"] = load.serving_load(target, ints(args.concurrency), args.prompts, args.input_len,
+                                           args.output_len, work, label, num_warmups=args.num_warmups)
+        for row in out["serving"]:
+            print(f"[bench] {label} c={row['concurrency']}: {row.get('output_throughput', 0):.1f} tok/s, "
+                  f"TTFT p50 {row.get('p50_ttft_ms', 0):.1f} ms, TPOT p50 {row.get('p50_tpot_ms', 0):.2f} ms", flush=True)
+    if args.stream_shapes:
+        endpoints = ["completions"] if label == "raw" else args.stream_endpoints.split(",")
+        print(f"[bench] {label}: streaming {endpoints} at {args.stream_concurrency}, {args.stream_shapes}, "
+              f"{args.repeats}x", flush=True)
+        out["streams"] = stream_load.stream_load(
+            target, endpoints, stream_load.parse_shapes(args.stream_shapes), ints(args.stream_concurrency),
+            args.stream_prompts, args.repeats, args.client_procs, log=lambda line: print(line, flush=True))
     if args.structured_concurrency and label in args.structured_systems.split(","):
         print(f"[bench] {label}: structured vs free at {args.structured_concurrency}", flush=True)
         out["structured"] = load.structured_load(target, ints(args.structured_concurrency), args.structured_prompts,
                                                  args.structured_max_tokens)
         for row in out["structured"]:
             print(f"[bench] {label} structured c={row['concurrency']}: constrained/free {row['ratio']}", flush=True)
-    if label == "service" and args.task_requests:
+    if label != "raw" and args.task_requests:
         print(f"[bench] {label}: task endpoints at concurrency {args.task_concurrency}", flush=True)
         out["tasks"] = load.task_load(target, args.task_concurrency, args.task_requests)
         print(f"[bench] tasks: {json.dumps(out['tasks'])[:400]}", flush=True)
@@ -133,7 +153,11 @@ def base_results(args: argparse.Namespace) -> dict[str, Any]:
                  "structured": {"concurrency": ints(args.structured_concurrency or ""), "prompts": args.structured_prompts,
                                 "max_tokens": args.structured_max_tokens, "constraint": "response_format json_schema",
                                 "endpoint": "/v1/chat/completions", "temperature": 0.0},
-                 "tasks": {"concurrency": args.task_concurrency, "requests": args.task_requests}},
+                 "tasks": {"concurrency": args.task_concurrency, "requests": args.task_requests},
+                 "streams": {"tool": "bench.stream_load (one aiohttp client for every path)",
+                             "shapes": args.stream_shapes, "concurrency": ints(args.stream_concurrency or ""),
+                             "prompts": args.stream_prompts, "repeats": args.repeats, "temperature": 0,
+                             "ignore_eos": False, "client_procs": args.client_procs}},
         "systems": {},
     }  # fmt: skip
 
@@ -205,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         elif label == "service":
             cmd, ready, system_env = servers.service_command(port), "/readyz", service_env
             results["service_command"] = " ".join(cmd)
+            label = args.service_label
         else:
             raise SystemExit(f"unknown system {label!r}")
         started = time.monotonic()

@@ -91,6 +91,7 @@ def markdown(results: dict[str, Any]) -> str:
             lines.append("| " + " | ".join(_f(r.get(k), 1 if k.endswith("ms") or k == "output_throughput" else 3) for k in (
                 "concurrency", "num_prompts", "completed", "failed", "request_throughput", "output_throughput",
                 "p50_ttft_ms", "p99_ttft_ms", "p50_tpot_ms", "p99_tpot_ms", "p50_e2el_ms", "p99_e2el_ms")) + " |")
+    lines += stream_markdown(m)
     lines += ["", "## Structured decoding (JSON schema via response_format) vs free, same chat prompts and max_tokens", "",
               "| system | conc | prompts | max_tokens | free tok/s | constrained tok/s | constrained/free | free mean tokens "
               "| constrained mean tokens | free p50 ms | constrained p50 ms |",
@@ -171,13 +172,147 @@ def structured_comparison(results: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def stream_paths(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """(system, endpoint) of every streaming path measured, raw first."""
+    systems = results.get("systems", {})
+    order = sorted(systems, key=lambda name: (name != "raw", name))
+    return list(dict.fromkeys((name, row["endpoint"]) for name in order for row in systems[name].get("streams", [])))
+
+
+def stream_comparison(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each streaming path against raw vLLM's /v1/completions at the same shape and concurrency.
+
+    `ratio` is of the medians; `ratio_min`/`ratio_max` range over the repetitions paired by index (repetition k
+    sent the same prompts to every path)."""
+    systems = results.get("systems", {})
+    raw = {(r["shape"], r["concurrency"]): r for r in systems.get("raw", {}).get("streams", [])}
+    rows = []
+    for name in sorted(systems):
+        if name == "raw":
+            continue
+        for row in systems[name].get("streams", []):
+            base = raw.get((row["shape"], row["concurrency"]))
+            if not base:
+                continue
+            out: dict[str, Any] = {"system": name, "endpoint": row["endpoint"], "path": row["path"], "shape": row["shape"],
+                                   "concurrency": row["concurrency"]}
+            for key in ("output_throughput", "p50_ttft_ms", "p50_itl_ms", "p99_itl_ms", "p50_tpot_ms"):
+                a, b = base["median"].get(key), row["median"].get(key)
+                if not a or b is None:
+                    continue
+                paired = [r.get(key) / q.get(key) for r, q in zip(row["reps"], base["reps"], strict=False)
+                          if r.get(key) is not None and q.get(key)]
+                out[key] = {"raw": a, "path": b, "ratio": b / a, "ratio_min": min(paired, default=None),
+                            "ratio_max": max(paired, default=None)}
+            if "p50_ttft_ms" in out:
+                out["ttft_p50_delta_ms"] = out["p50_ttft_ms"]["path"] - out["p50_ttft_ms"]["raw"]
+            same = [r.get("outputs_sha256") == q.get("outputs_sha256") for r, q in zip(row["reps"], base["reps"], strict=False)]
+            out["same_outputs_as_raw"] = f"{sum(same)}/{len(same)}"
+            tput = out.get("output_throughput", {}).get("ratio")
+            out["meets_throughput"] = bool(tput is not None and tput >= TARGET_THROUGHPUT_RATIO)
+            out["meets_ttft"] = bool(out.get("ttft_p50_delta_ms", 1e9) <= TARGET_TTFT_DELTA_MS)
+            rows.append(out)
+    return rows
+
+
+def _mm(row: dict[str, Any], key: str, nd: int) -> str:
+    """'median [min-max]' of a figure over a streaming row's repetitions."""
+    med = row.get("median", {}).get(key)
+    if med is None:
+        return "-"
+    lo, hi = row["min"][key], row["max"][key]
+    return f"{_f(med, nd)} [{_f(lo, nd)}-{_f(hi, nd)}]" if len(row.get("reps", [])) > 1 else _f(med, nd)
+
+
+def stream_markdown(results: dict[str, Any]) -> list[str]:
+    systems = results.get("systems", {})
+    if not any(s.get("streams") for s in systems.values()):
+        return []
+    st = results.get("load", {}).get("streams", {})
+    cmp = {(r["system"], r["endpoint"], r["shape"], r["concurrency"]): r for r in results.get("stream_comparison", [])}
+    lines = ["", "## Streaming paths, one client for all (median [min-max] over repetitions; ratio = path / raw)", "",
+             f"`bench.stream_load`: shapes `{st.get('shapes')}` (name:input tokens:max output tokens), prompts per level "
+             f"`{st.get('prompts')}`, {st.get('repeats')} repetitions, greedy (temperature 0), no ignore_eos (same answers "
+             "on every path), tokens counted by tokenizing the answers, "
+             f"{st.get('client_procs')} client processes. Targets: tok/s ratio >= {TARGET_THROUGHPUT_RATIO}, "
+             f"TTFT p50 <= raw + {TARGET_TTFT_DELTA_MS} ms.", "",
+             "| shape | conc | path | out tok/s | tok/s ratio [range] | TTFT p50 ms | TTFT delta ms | ITL p50 ms "
+             "| ITL p99 ms | TPOT p50 ms | E2E p50 ms | chunks/req | tokens/req | same answers | ok |",
+             "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---:|"]
+    by_key = {(name, row["endpoint"], row["shape"], row["concurrency"]): row
+              for name, sysres in systems.items() for row in sysres.get("streams", [])}
+    shapes = list(dict.fromkeys(k[2] for k in by_key))
+    concs = sorted({k[3] for k in by_key})
+    for shape in shapes:
+        for c in concs:
+            for name, endpoint in stream_paths(results):
+                row = by_key.get((name, endpoint, shape, c))
+                if not row:
+                    continue
+                comp = cmp.get((name, endpoint, shape, c), {})
+                tp = comp.get("output_throughput", {})
+                ratio = (f"{_f(tp.get('ratio'), 3)} [{_f(tp.get('ratio_min'), 3)}-{_f(tp.get('ratio_max'), 3)}]"
+                         if tp else "1")
+                ok = sum(r.get("ok", 0) for r in row["reps"])
+                total = sum(r.get("requests", 0) for r in row["reps"])
+                lines.append("| " + " | ".join([
+                    shape, str(c), f"{name} {row['path']}", _mm(row, "output_throughput", 1),
+                    ratio if name == "raw" or not tp or tp["ratio"] >= TARGET_THROUGHPUT_RATIO else f"**{ratio}**",
+                    _mm(row, "p50_ttft_ms", 1), _f(comp.get("ttft_p50_delta_ms"), 1), _mm(row, "p50_itl_ms", 2),
+                    _mm(row, "p99_itl_ms", 2), _mm(row, "p50_tpot_ms", 2), _mm(row, "p50_e2el_ms", 0),
+                    _f(row["median"].get("chunks_per_request"), 1), _f(row["median"].get("mean_output_tokens"), 1),
+                    comp.get("same_outputs_as_raw", "-"), f"{ok}/{total}",
+                ]) + " |")  # fmt: skip
+    return lines
+
+
+def stream_plots(results: dict[str, Any], out_dir: Path) -> list[Path]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    systems = results.get("systems", {})
+    rows = [(name, row) for name, sysres in systems.items() for row in sysres.get("streams", [])]
+    made = []
+    for shape in dict.fromkeys(row["shape"] for _, row in rows):
+        fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
+        for (name, endpoint), style in zip(stream_paths(results), ("o-", "s--", "^-.", "v:", "D-", "x--"), strict=False):
+            pts = sorted((row["concurrency"], row) for n, row in rows if n == name and row["endpoint"] == endpoint
+                         and row["shape"] == shape and row["median"])
+            if not pts:
+                continue
+            xs = [c for c, _ in pts]
+            for ax, key in zip(axes, ("output_throughput", "p50_ttft_ms", "p99_itl_ms"), strict=True):
+                med = [r["median"].get(key, float("nan")) for _, r in pts]
+                err = [[m - r["min"].get(key, m) for m, (_, r) in zip(med, pts, strict=True)],
+                       [r["max"].get(key, m) - m for m, (_, r) in zip(med, pts, strict=True)]]
+                ax.errorbar(xs, med, yerr=err, fmt=style, capsize=3, label=f"{name} {pts[0][1]['path']}")
+        for ax, ylabel in zip(axes, ("output tokens/s", "TTFT p50 (ms)", "ITL p99 (ms)"), strict=True):
+            ax.set_xscale("log", base=2)
+            ax.set_xlabel("concurrency")
+            ax.set_ylabel(ylabel)
+            ax.grid(True, which="both", alpha=0.3)
+        axes[1].set_yscale("log")
+        axes[0].legend(fontsize=8)
+        fig.suptitle(f"{results['machine']}: streaming, shape {shape} (median, bars: min-max)")
+        fig.tight_layout()
+        path = out_dir / f"{results['machine']}-stream-{shape}.png"
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+        made.append(path)
+    return made
+
+
 def write_all(results: dict[str, Any], out_dir: Path) -> list[Path]:
     results["comparison"] = compare(results)
     results["structured_comparison"] = structured_comparison(results)
+    results["stream_comparison"] = stream_comparison(results)
     out_dir.mkdir(parents=True, exist_ok=True)
     machine = results["machine"]
     js = out_dir / f"{machine}.json"
     js.write_text(json.dumps(results, indent=1, default=str))
     md = out_dir / f"{machine}.md"
     md.write_text(markdown(results))
-    return [js, md, *plots(results, out_dir)]
+    serving = any(s.get("serving") for s in results.get("systems", {}).values())
+    return [js, md, *(plots(results, out_dir) if serving else []), *stream_plots(results, out_dir)]

@@ -47,6 +47,8 @@ def test_bench_tiny_load_against_shared_server(server, tmp_path: Path) -> None:
         "--concurrency", "1", "--prompts", "2", "--input-len", "16", "--output-len", "4", "--num-warmups", "0",
         "--structured-concurrency", "2", "--structured-prompts", "2", "--structured-max-tokens", "8",
         "--task-concurrency", "1", "--task-requests", "1",
+        "--stream-shapes", "tiny:16:4", "--stream-concurrency", "1,2", "--stream-prompts", "2", "--repeats", "2",
+        "--client-procs", "2",
     ])  # fmt: skip
     assert code == 0
     data = json.loads((tmp_path / "results" / "smoke.json").read_text())
@@ -77,5 +79,20 @@ def test_bench_tiny_load_against_shared_server(server, tmp_path: Path) -> None:
         if task["measured"]:
             assert task["ok"] == 1 and task["request_throughput"] > 0
 
-    assert (tmp_path / "results" / "smoke.md").is_file()
+    # One client for /v1/completions and /generate: every level twice, figures per repetition and their median.
+    streams = {(row["endpoint"], row["concurrency"]): row for row in service["streams"]}
+    assert set(streams) == {("completions", 1), ("completions", 2), ("generate", 1), ("generate", 2)}
+    for row in streams.values():
+        assert row["shape"] == "tiny" and row["num_prompts"] == 2 and len(row["reps"]) == 2
+        for rep in row["reps"]:
+            assert rep["ok"] == 2 and rep["failed"] == 0
+        assert row["min"]["output_throughput"] <= row["median"]["output_throughput"] <= row["max"]["output_throughput"]
+        assert row["median"]["p50_ttft_ms"] > 0 and 0 < row["median"]["mean_output_tokens"] <= 4
+    # Greedy, same prompts, one at a time (no batch numerics): /generate streams the same answers as /v1.
+    completions, generate = streams[("completions", 1)]["reps"], streams[("generate", 1)]["reps"]
+    assert [r["outputs_sha256"] for r in generate] == [r["outputs_sha256"] for r in completions]
+
+    markdown = (tmp_path / "results" / "smoke.md").read_text()
+    assert "| tiny | 2 | service /generate |" in markdown
+    assert (tmp_path / "results" / "smoke-stream-tiny.png").stat().st_size > 0
     assert (tmp_path / "results" / "smoke-throughput.png").stat().st_size > 0

@@ -121,7 +121,8 @@ def run_system(label: str, target: load.Target, args: argparse.Namespace, work: 
               f"{args.repeats}x", flush=True)
         out["streams"] = stream_load.stream_load(
             target, endpoints, stream_load.parse_shapes(args.stream_shapes), ints(args.stream_concurrency),
-            args.stream_prompts, args.repeats, args.client_procs, log=lambda line: print(line, flush=True))
+            args.stream_prompts, args.repeats, args.client_procs, log=lambda line: print(line, flush=True),
+            partial=work / f"{label}-streams-partial.json")
     if args.structured_concurrency and label in args.structured_systems.split(","):
         print(f"[bench] {label}: structured vs free at {args.structured_concurrency}", flush=True)
         out["structured"] = load.structured_load(target, ints(args.structured_concurrency), args.structured_prompts,

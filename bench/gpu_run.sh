@@ -2,7 +2,8 @@
 # One device `run` call's work on the offline GPU host (bench/README.md gives the sequence of calls):
 #   bash bench/gpu_run.sh install K            unpack bundle piece K of 3 (the third also installs)
 #   bash bench/gpu_run.sh raw|service [ARGS]   streaming bench of that system (ARGS go to `python -m bench`)
-# Environment: OUT (results come back from there), LABEL (results key of the service, default "service").
+# Environment: OUT (results come back from there), LABEL (results key of the service, default "service"),
+# LIMIT (seconds the bench may run, default 540).
 # The code run is a snapshot, .device-carry/snap.tar (`git archive HEAD`), when carried, so that edits in
 # progress in the shared checkout never reach a timed run; files under .device-carry/overlay/ replace the
 # snapshot's (a variant under test). py-spy (wheel in .device-carry/pyspy) samples the serving process for
@@ -49,10 +50,12 @@ if command -v py-spy >/dev/null; then
     sample "rep 1/3 short c=256 /v1/completions" "pyspy-$LABEL-generate-c256" &
   fi
 fi
-python3 -m bench --profile gpu --machine "h100-$LABEL" --systems "$PHASE" --service-label "$LABEL" \
+# SIGINT at the limit: bench's own clean-up stops the server it started (it runs in a session of its own and
+# would outlive this call, holding the GPU), and what was measured so far is copied below.
+timeout -s INT -k 30 "${LIMIT:-540}" python3 -m bench --profile gpu --machine "h100-$LABEL" --systems "$PHASE" --service-label "$LABEL" \
   --concurrency '' --structured-concurrency '' --task-requests 0 --out-dir "$WORK/res" --work-dir "$WORK" "$@" 2>&1 | tee "$LOG"
 rc=$?
-cp "$WORK"/res/*.json "$OUT/" 2>/dev/null
+cp "$WORK"/res/*.json "$OUT/" 2>/dev/null || cp "$WORK"/*-streams-partial.json "$OUT/" 2>/dev/null
 tail -c 200000 "$WORK"/*-server.log >"$OUT/server-$LABEL-$PHASE.log" 2>/dev/null
 kill $(jobs -p) 2>/dev/null
 exit $rc

@@ -30,6 +30,7 @@ import random
 import statistics
 import time
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from bench.load import Target, percentile
@@ -235,15 +236,17 @@ def stream_load(
     repeats: int,
     client_procs: int = 4,
     log: Any = print,
+    partial: Path | None = None,
 ) -> list[dict[str, Any]]:
     """Every (shape, concurrency) `repeats` times on each endpoint; the endpoints interleave level by level so
-    drift during the run hits them alike. One row per (endpoint, shape, concurrency) with all repetitions."""
+    drift during the run hits them alike. One row per (endpoint, shape, concurrency) with all repetitions.
+    `partial`: written after every level, so a run cut short (a device call's time limit) leaves what it measured."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(target.tokenizer)
     with mp.get_context("spawn").Pool(client_procs) as pool:
         rows = _levels(
-            target, endpoints, shapes, concurrencies, prompts_expr, repeats, pool, client_procs, tokenizer, log
+            target, endpoints, shapes, concurrencies, prompts_expr, repeats, pool, client_procs, tokenizer, log, partial
         )
     for row in rows:
         row.update(summarize(row["reps"]))
@@ -261,6 +264,7 @@ def _levels(
     client_procs: int,
     tokenizer: Any,
     log: Any,
+    partial: Path | None,
 ) -> list[dict[str, Any]]:
     for endpoint in endpoints:  # warm-up: first-request costs (compilation, imports, connections) stay out
         drive_level(
@@ -289,6 +293,8 @@ def _levels(
                         "input_len": shape.input_len, "output_len": shape.output_len, "concurrency": c,
                         "num_prompts": n, "reps": []})  # fmt: skip
                     row["reps"].append(fig)
+                    if partial:
+                        partial.write_text(json.dumps(list(rows.values()), default=str))
                     log(
                         f"[stream] rep {rep + 1}/{repeats} {shape.name} c={c} {ENDPOINTS[endpoint]}: "
                         f"{fig.get('output_throughput', 0):.1f} tok/s, TTFT p50 {fig.get('p50_ttft_ms') or 0:.1f} ms, "

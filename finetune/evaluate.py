@@ -22,7 +22,8 @@ def load_model(base_path: str, adapter: str | Path | None, device: str) -> Any:
     from transformers import AutoModelForCausalLM
 
     dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
+    # Any: transformers' decorated `to` confuses mypy, and the caller only generates with it.
+    model: Any = AutoModelForCausalLM.from_pretrained(base_path, dtype=dtype)
     if adapter:
         from peft import PeftModel
 

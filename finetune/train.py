@@ -173,8 +173,8 @@ def train(config: FinetuneConfig) -> Path:
         )
 
     # fp32 master weights for the base (small models); mixed precision comes from bf16/fp16 autocast.
-    model = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
-    model.config.use_cache = False
+    base = AutoModelForCausalLM.from_pretrained(base_path, dtype=torch.float32)
+    base.config.use_cache = False
     lora = PeftLoraConfig(
         r=config.lora.r,
         lora_alpha=config.lora.alpha,
@@ -183,7 +183,7 @@ def train(config: FinetuneConfig) -> Path:
         bias="none",
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, lora)
+    model = get_peft_model(base, lora)
     if config.gradient_checkpointing:
         model.enable_input_require_grads()
     if int(os.environ.get("RANK", "0")) == 0:

@@ -110,7 +110,8 @@ def labelling_variant(gen: Generator, *, shots: int = len(EXAMPLES), model_dates
         messages = [messages[0], *messages[1 : 1 + 2 * shots], messages[-1]]  # system, example pairs, request
         params = labelling_params(keys, 256)
         if model_dates:
-            schema = params.structured_outputs.json  # type: ignore[union-attr]
+            assert params.structured_outputs is not None and isinstance(params.structured_outputs.json, dict)
+            schema = params.structured_outputs.json
             for prop in schema["properties"].values():
                 prop["enum"] = list(date_labels)
         output = await gen.complete(gen.encode(gen.chat_text(messages)), params)

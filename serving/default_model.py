@@ -58,7 +58,7 @@ def ensure_default_model(cache_dir: Path = DEFAULT_CACHE_DIR) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(str(source.parent), gguf_file=source.name)
     model = AutoModelForCausalLM.from_pretrained(str(source.parent), gguf_file=source.name, dtype=torch.bfloat16)
     # The GGUF quantizer marks the model as quantized; the weights are already de-quantized to bf16.
-    model.hf_quantizer = None
+    model.hf_quantizer = None  # type: ignore[assignment]  # torch's __setattr__ types only tensors and modules
     if hasattr(model.config, "quantization_config"):
         del model.config.quantization_config
     target.parent.mkdir(parents=True, exist_ok=True)

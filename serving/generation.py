@@ -90,7 +90,9 @@ class Generator:
 
     def chat_text(self, messages: Sequence[dict[str, str]]) -> str:
         """The prompt text the model's chat template makes of these messages."""
-        return self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        text = self.tokenizer.apply_chat_template(list(messages), tokenize=False, add_generation_prompt=True)
+        assert isinstance(text, str)  # tokenize=False: text, not token ids
+        return text
 
     def encode(self, text: str) -> list[int]:
         # Chat templates already carry the special tokens they need.

@@ -33,7 +33,7 @@ def _make_arg_parser() -> argparse.ArgumentParser:
     try:  # vLLM >= 0.30
         from vllm.entrypoints.launchers.cli_args import make_arg_parser
     except ImportError:  # vLLM 0.25
-        from vllm.entrypoints.openai.cli_args import make_arg_parser
+        from vllm.entrypoints.openai.cli_args import make_arg_parser  # type: ignore[no-redef]
     return make_arg_parser(FlexibleArgumentParser())
 
 

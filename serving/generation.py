@@ -178,6 +178,6 @@ class Generator:
         self, prompt_ids: Sequence[int], params: SamplingParams, *, adapter: str | None = None
     ) -> CompletionOutput:
         final: Any = None
-        async for final in self.stream(prompt_ids, params, adapter=adapter):
-            pass
+        async for output in self.stream(prompt_ids, params, adapter=adapter):
+            final = output
         return final.outputs[0]

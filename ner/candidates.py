@@ -35,16 +35,160 @@ _DATE = re.compile(
 
 # Capitalised words that start sentences or clauses but never start a name.
 _FUNCTION_WORDS = frozenset(
-    ["a", "an", "the", "this", "that", "these", "those", "it", "its", "he", "she", "they", "we", "i", "you", "my", "our", "your", "his", "her", "their", "on", "in", "at", "by", "for", "from", "to", "with", "of", "into", "onto", "after", "before", "during", "when", "while", "since", "until", "although", "though", "if", "as", "so", "but", "and", "or", "nor", "then", "however", "meanwhile", "also", "yet", "still", "only", "even", "just", "thus", "therefore", "please", "yesterday", "today", "tomorrow", "tonight", "last", "next", "early", "late", "earlier", "later", "now", "here", "there", "what", "who", "whom", "whose", "why", "how", "where", "which", "some", "many", "most", "all", "every", "each", "no", "not", "both", "either", "neither", "several", "few", "more", "less", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "according", "under", "over", "about", "between", "despite", "following", "among", "around", "through", "without", "within", "across", "against", "toward", "towards"]
+    [
+        "a",
+        "an",
+        "the",
+        "this",
+        "that",
+        "these",
+        "those",
+        "it",
+        "its",
+        "he",
+        "she",
+        "they",
+        "we",
+        "i",
+        "you",
+        "my",
+        "our",
+        "your",
+        "his",
+        "her",
+        "their",
+        "on",
+        "in",
+        "at",
+        "by",
+        "for",
+        "from",
+        "to",
+        "with",
+        "of",
+        "into",
+        "onto",
+        "after",
+        "before",
+        "during",
+        "when",
+        "while",
+        "since",
+        "until",
+        "although",
+        "though",
+        "if",
+        "as",
+        "so",
+        "but",
+        "and",
+        "or",
+        "nor",
+        "then",
+        "however",
+        "meanwhile",
+        "also",
+        "yet",
+        "still",
+        "only",
+        "even",
+        "just",
+        "thus",
+        "therefore",
+        "please",
+        "yesterday",
+        "today",
+        "tomorrow",
+        "tonight",
+        "last",
+        "next",
+        "early",
+        "late",
+        "earlier",
+        "later",
+        "now",
+        "here",
+        "there",
+        "what",
+        "who",
+        "whom",
+        "whose",
+        "why",
+        "how",
+        "where",
+        "which",
+        "some",
+        "many",
+        "most",
+        "all",
+        "every",
+        "each",
+        "no",
+        "not",
+        "both",
+        "either",
+        "neither",
+        "several",
+        "few",
+        "more",
+        "less",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "according",
+        "under",
+        "over",
+        "about",
+        "between",
+        "despite",
+        "following",
+        "among",
+        "around",
+        "through",
+        "without",
+        "within",
+        "across",
+        "against",
+        "toward",
+        "towards",
+    ]
 )
 _HONORIFICS = frozenset(["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "sir", "dame", "lord", "lady", "rev", "fr"])
 # Titles are dropped in front of a name ("President Emmanuel Macron"), but kept when alone.
 _TITLES = _HONORIFICS | frozenset(
-    ["president", "chancellor", "king", "queen", "prince", "princess", "pope", "emperor", "senator", "governor", "mayor", "prime", "minister", "premier", "ceo", "chairman", "chairwoman", "professor"]
+    [
+        "president",
+        "chancellor",
+        "king",
+        "queen",
+        "prince",
+        "princess",
+        "pope",
+        "emperor",
+        "senator",
+        "governor",
+        "mayor",
+        "prime",
+        "minister",
+        "premier",
+        "ceo",
+        "chairman",
+        "chairwoman",
+        "professor",
+    ]
 )
 # Abbreviations whose period does not end the name ("St. Louis", "Dr. Jane Goodall").
-_ABBREVIATIONS = _HONORIFICS | frozenset(["st", "mt", "ft", "jr", "sr", "inc", "ltd", "co", "corp"])
-_CONNECTORS = frozenset(["of", "de", "du", "da", "das", "do", "dos", "del", "della", "der", "den", "van", "von", "la", "le", "y", "&"])
+ABBREVIATIONS = _HONORIFICS | frozenset(["st", "mt", "ft", "jr", "sr", "inc", "ltd", "co", "corp"])
+CONNECTORS = frozenset(
+    ["of", "de", "du", "da", "das", "do", "dos", "del", "della", "der", "den", "van", "von", "la", "le", "y", "&"]
+)
 
 _TOKEN = re.compile(r"[^\W\d_][\w]*(?:[-'’][^\W\d_][\w]*)*|&")
 _POSSESSIVE = re.compile(r"['’]s?$")
@@ -78,7 +222,7 @@ def _joins(text: str, previous: re.Match[str], token: re.Match[str]) -> bool:
     gap = text[previous.end() : token.start()]
     if gap.startswith("."):
         word = previous.group()
-        if not (word.casefold() in _ABBREVIATIONS or len(word) == 1):  # initials: "J. K. Rowling"
+        if not (word.casefold() in ABBREVIATIONS or len(word) == 1):  # initials: "J. K. Rowling"
             return False
         gap = gap[1:]
     return gap.strip(" \t") == ""
@@ -94,7 +238,7 @@ def _names(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
         if run and not _joins(text, run[-1], token):
             runs.append(run)
             run = []
-        if _is_capitalised(word) or (run and word.casefold() in _CONNECTORS):
+        if _is_capitalised(word) or (run and word.casefold() in CONNECTORS):
             run.append(token)
         elif run:
             runs.append(run)
@@ -110,11 +254,11 @@ def _trim(text: str, run: list[re.Match[str]]) -> Candidate | None:
     while run and (
         (run[0].group().casefold() in _TITLES and len(run) > 1)
         or (run[0].group().casefold() in _FUNCTION_WORDS and _starts_sentence(text, run[0].start()))
-        or run[0].group().casefold() in _CONNECTORS
+        or run[0].group().casefold() in CONNECTORS
         or run[0].group() == "I"
     ):
         run = run[1:]
-    while run and run[-1].group().casefold() in _CONNECTORS:
+    while run and run[-1].group().casefold() in CONNECTORS:
         run = run[:-1]
     if not run:
         return None
@@ -130,6 +274,30 @@ def propose(text: str) -> list[Candidate]:
     dates = _dates(text)
     names = _names(text, [(d.start, d.end) for d in dates])
     return sorted(dates + names, key=lambda c: c.start)
+
+
+# "Tim Cook of Apple" is a person and an organization; "Bank of England" is one organization. Only the
+# model can tell them apart, so a run joined by "of" is also offered as its two sides (see `alternatives`).
+_SPLITTERS = frozenset(["of"])
+
+
+def alternatives(candidate: Candidate) -> tuple[Candidate, Candidate] | None:
+    """The two sides of a name run joined by "of" (at its first "of"), or None.
+
+    "University of Tokyo" gives ("University", "Tokyo") too: the labels decide (`ner.resolution`).
+    """
+    if candidate.kind != "name":
+        return None
+    words = list(re.finditer(r"\S+", candidate.text))
+    for before, word, after in zip(words, words[1:], words[2:], strict=False):
+        if word.group() in _SPLITTERS:
+            left, right = candidate.text[: before.end()], candidate.text[after.start() :]
+            start = candidate.start
+            return (
+                Candidate(left, start, start + len(left), "name"),
+                Candidate(right, start + after.start(), candidate.end, "name"),
+            )
+    return None
 
 
 def unique_texts(candidates: list[Candidate], kind: Literal["name", "date"]) -> list[str]:

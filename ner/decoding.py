@@ -8,7 +8,9 @@ predictable and no whitespace loop can run into the token budget.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import math
+import re
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from ner.schema import EntityType
@@ -36,6 +38,7 @@ def labelling_params(names: Sequence[str], max_tokens: int) -> SamplingParams:
     return SamplingParams(
         temperature=0,
         max_tokens=max_tokens,
+        logprobs=0,  # the chosen token's log-probability only: what `label_scores` reads
         structured_outputs=StructuredOutputsParams(json=labelling_schema(names), disable_any_whitespace=True),
     )
 
@@ -48,7 +51,55 @@ def answer_json(labels: dict[str, str]) -> str:
 
 def parse_labels(output: str, names: Sequence[str]) -> list[tuple[EntityType, str]]:
     """(type, name) pairs of the names labelled as entities, in candidate order."""
+    labels = read_labels(output, names)
+    return [(label, name) for name in names if (label := labels[name]) != "none"]
+
+
+def read_labels(output: str, names: Sequence[str]) -> dict[str, Label]:
+    """Every candidate's label, "none" included."""
     labels = json.loads(output)
     if not isinstance(labels, dict) or set(labels) != set(names):
         raise ValueError(f"labels do not match the candidates: {output!r}")
-    return [(label, name) for name in names if (label := labels[name]) != "none"]
+    return labels
+
+
+# A label value in the generated object; keys are candidate names, which never contain '": "'.
+_VALUE = re.compile(r'":\s*"(' + "|".join(NAME_LABELS) + r')"')
+
+
+def label_scores(
+    output: str,
+    token_ids: Sequence[int],
+    logprobs: Sequence[Mapping[int, Any]],
+    decode: Callable[[Sequence[int]], str],
+) -> list[float | None]:
+    """The probability of each label in `output`, in order: the product of the chosen tokens' probabilities
+    over the tokens that spell the label.
+
+    vLLM applies the grammar's mask before it computes log-probabilities, so a token the grammar forces has
+    probability 1 and the first token where labels diverge ('"p' against '"o') carries the decision: the
+    product is the label's probability among the labels the schema allowed at that point. `decode` turns
+    token ids into text; tokens are aligned with characters by decoding from the last label's end, where
+    the text is always at a character boundary.
+    """
+    scores: list[float | None] = []
+    synced, synced_at = 0, 0  # a token index whose text starts at a known character boundary of `output`
+    for match in _VALUE.finditer(output):
+        start, end = match.span(1)
+        logprob, covered, token = 0.0, False, synced
+        while token < len(token_ids):
+            piece_start = synced_at + len(decode(token_ids[synced:token]))
+            if piece_start >= end:
+                break
+            if synced_at + len(decode(token_ids[synced : token + 1])) > start:  # the token spells the label
+                chosen = logprobs[token].get(token_ids[token]) if token < len(logprobs) else None
+                if chosen is None:
+                    break
+                logprob += chosen.logprob
+                covered = True
+            token += 1
+        # Decoding from the last sync point keeps a character split across tokens whole.
+        synced_at += len(decode(token_ids[synced:token]))
+        synced = token
+        scores.append(math.exp(logprob) if covered else None)
+    return scores

@@ -1,9 +1,11 @@
 """Score entity extraction on a gold set, through a running service (--url) or an in-process engine.
 
     python -m ner.evaluate --data ../shared/data/ner/dev.jsonl [--url http://host:port] [--adapter NAME]
-        [--json-out FILE] [--concurrency 8] [--api-key KEY]
+        [--json-out FILE] [--plot FILE.png] [--concurrency 8] [--api-key KEY]
 
 Matching is on the exact entity string, case-insensitive, per type; micro-F1 pools the four types.
+Extraction runs without a threshold; the precision/recall curve shows what each `min_score` would keep
+(an entity's score is the highest of its spans' scores).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from typing import Any
 from pydantic import ValidationError
 from tqdm import tqdm
 
-from ner.schema import ENTITY_FIELDS, Entities
+from ner.schema import ENTITY_FIELDS, Entities, EntitySpan
 from serving.paths import NER_DEV_SET
 
 FIELDS = tuple(ENTITY_FIELDS.values())
+THRESHOLDS = (0.0, 0.3, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99)
 
 
 @dataclass
@@ -39,6 +42,18 @@ class Prediction:
     entities: Entities | None  # None: an error or a schema-invalid response
     dropped: int = 0
     error: str | None = None
+    spans: list[EntitySpan] = field(default_factory=list)
+
+    def score(self, name: str, entity: str) -> float:
+        """An entity's score: the highest of its spans' (1.0 when none has one, e.g. an older service)."""
+        key = _key(entity)
+        scores = [s.score for s in self.spans if ENTITY_FIELDS[s.type] == name and _key(s.text) == key]
+        known = [s for s in scores if s is not None]
+        return max(known) if known else 1.0
+
+
+def _key(entity: str) -> str:
+    return " ".join(entity.split()).casefold()
 
 
 @dataclass
@@ -61,9 +76,22 @@ class Report:
     valid: int = 0
     dropped: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    # Per item and type: the gold entities, and each predicted entity with its score (for the curve).
+    scored: list[dict[str, tuple[set[str], dict[str, float]]]] = field(default_factory=list)
 
     def add(self, gold: GoldItem, prediction: Prediction) -> None:
         self.items += 1
+        self.scored.append(
+            {
+                name: (
+                    {_key(s) for s in getattr(gold.entities, name)},
+                    {_key(s): prediction.score(name, s) for s in getattr(prediction.entities, name)}
+                    if prediction.entities
+                    else {},
+                )
+                for name in FIELDS
+            }
+        )
         self.dropped += prediction.dropped
         if prediction.entities is None:
             self.errors.append({"id": gold.id, "error": prediction.error or "invalid"})
@@ -77,12 +105,27 @@ class Report:
             counts.fp += len(found - expected)
             counts.fn += len(expected - found)
 
+    def curve(self, thresholds: Sequence[float] = THRESHOLDS) -> list[dict[str, float]]:
+        """Micro precision/recall/F1 if entities scored below each threshold were left out."""
+        points = []
+        for threshold in thresholds:
+            counts = Counts()
+            for item in self.scored:
+                for expected, found in item.values():
+                    kept = {entity for entity, score in found.items() if score >= threshold}
+                    counts.tp += len(expected & kept)
+                    counts.fp += len(kept - expected)
+                    counts.fn += len(expected - kept)
+            points.append({"threshold": threshold, **counts.scores()})
+        return points
+
     def summary(self) -> dict[str, Any]:
         micro = Counts(*(sum(getattr(c, part) for c in self.per_type.values()) for part in ("tp", "fp", "fn")))
         return {
             "items": self.items,
             "per_type": {name: counts.scores() for name, counts in self.per_type.items()},
             "micro": micro.scores(),
+            "curve": self.curve(),
             "schema_valid_rate": self.valid / self.items if self.items else 0.0,
             "dropped": self.dropped,
             "errors": self.errors,
@@ -110,7 +153,31 @@ def format_summary(summary: dict[str, Any]) -> str:
     lines.append(f"grounding drops: {summary['dropped']}")
     for error in summary["errors"]:
         lines.append(f"error {error['id']}: {error['error']}")
+    lines.append(f"{'min_score':<14}{'P':>7}{'R':>7}{'F1':>7}")
+    for point in summary["curve"]:
+        lines.append(f"{point['threshold']:<14.2f}{point['precision']:>7.3f}{point['recall']:>7.3f}{point['f1']:>7.3f}")
     return "\n".join(lines)
+
+
+def plot_curve(summary: dict[str, Any], path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fine = [point for point in summary["fine_curve"] if point["tp"] + point["fp"]]
+    figure, axes = plt.subplots(figsize=(5, 4))
+    axes.plot([p["recall"] for p in fine], [p["precision"] for p in fine], marker=".")
+    for point in summary["curve"]:
+        if point["tp"] + point["fp"]:
+            axes.annotate(f"{point['threshold']:.2f}", (point["recall"], point["precision"]), fontsize=7)
+    axes.set_xlabel("recall")
+    axes.set_ylabel("precision")
+    axes.set_title(title, fontsize=9)
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
 
 
 Predict = Callable[[str], Awaitable[Prediction]]
@@ -148,9 +215,10 @@ def remote_predictor(client: Any, url: str, adapter: str | None) -> Predict:
         data = response.json()
         try:
             entities = Entities.model_validate({name: data[name] for name in FIELDS})
+            spans = [EntitySpan.model_validate(span) for span in data.get("spans", [])]
         except (KeyError, ValidationError) as error:
             return Prediction(None, error=f"schema-invalid response: {error}")
-        return Prediction(entities, dropped=int(data.get("meta", {}).get("dropped", 0)))
+        return Prediction(entities, dropped=int(data.get("meta", {}).get("dropped", 0)), spans=spans)
 
     return predict
 
@@ -177,7 +245,7 @@ async def run_local(gold: Sequence[GoldItem], args: argparse.Namespace) -> Repor
 
         async def predict(text: str) -> Prediction:
             extraction = await extractor.extract(text, adapter=name or None)
-            return Prediction(extraction.entities(), dropped=extraction.dropped)
+            return Prediction(extraction.entities(), dropped=extraction.dropped, spans=extraction.spans)
 
         return await evaluate(gold, predict, concurrency=args.concurrency)
 
@@ -195,6 +263,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--adapter", help="with --url: NAME of an adapter the service has; else NAME=PATH to load locally"
     )
     parser.add_argument("--json-out", type=Path, help="write the full report here")
+    parser.add_argument("--plot", type=Path, help="write the precision/recall curve over min_score here (PNG)")
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--timeout", type=float, default=300.0, help="per request, seconds (--url)")
     parser.add_argument("--api-key", default=os.environ.get("API_KEY"), help="Bearer token (default: $API_KEY)")
@@ -203,7 +272,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     gold = load_gold(args.data)
     report = asyncio.run(run_remote(gold, args) if args.url else run_local(gold, args))
     summary = report.summary()
+    summary["fine_curve"] = report.curve([i / 100 for i in range(101)])
     print(format_summary(summary))
+    if args.plot:
+        plot_curve(summary, args.plot, f"NER precision/recall over min_score: {args.data.name}")
     if args.json_out:
         args.json_out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
     return 0

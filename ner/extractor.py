@@ -19,7 +19,7 @@ from ner.prompt import labelling_messages
 from ner.resolution import Labelled, labelling_names, merge, resolve
 from ner.schema import EntityType, Extraction
 from serving.errors import RequestError
-from serving.generation import Generator
+from serving.generation import TextGenerator
 
 
 class ExtractionError(RequestError):
@@ -43,7 +43,7 @@ class _Labelled:
 
 class EntityExtractor:
     def __init__(
-        self, generator: Generator, *, max_text_chars: int, max_tokens: int = 256, part_tokens: int = 256
+        self, generator: TextGenerator, *, max_text_chars: int, max_tokens: int = 256, part_tokens: int = 256
     ) -> None:
         """`part_tokens`: the most tokens of text labelled in one prompt (less when the context is short)."""
         self.generator = generator
@@ -142,4 +142,3 @@ class EntityExtractor:
 
         scores = label_scores(output.text, output.token_ids, logprobs, decode)
         return scores if len(scores) == count else [None] * count
-

@@ -6,8 +6,9 @@ reaches the caller, so every path (typed candidates, free JSON, a LoRA adapter) 
 
 from __future__ import annotations
 
+import bisect
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from prometheus_client import Counter
@@ -27,13 +28,20 @@ class Grounded:
     spans: list[EntitySpan] = field(default_factory=list)
     dropped: int = 0
 
+    def above(self, min_score: float | None) -> Grounded:
+        """Only spans scored at least `min_score` (spans without a score are kept)."""
+        if not min_score:
+            return self
+        spans = [s for s in self.spans if s.score is None or s.score >= min_score]
+        return Grounded(entities=_lists(spans), spans=spans, dropped=self.dropped)
+
     def extraction(self, *, retries: int = 0, finish: str | None = None) -> Extraction:
         return Extraction(
             **self.entities.model_dump(), spans=self.spans, dropped=self.dropped, retries=retries, finish=finish
         )
 
 
-def _normal(surface: str) -> str:
+def normal(surface: str) -> str:
     return " ".join(surface.split()).casefold()
 
 
@@ -62,12 +70,18 @@ def pairs_of(entities: Entities) -> list[tuple[EntityType, str]]:
     return [(kind, surface) for kind, name in ENTITY_FIELDS.items() for surface in getattr(entities, name)]
 
 
-def ground(text: str, proposed: Iterable[tuple[EntityType, str]]) -> Grounded:
-    """Ground `proposed` (type, surface) pairs in `text`; on a conflict the earlier pair wins."""
+def ground(
+    text: str, proposed: Iterable[tuple[EntityType, str]], scores: Mapping[str, float | None] | None = None
+) -> Grounded:
+    """Ground `proposed` (type, surface) pairs in `text`; on a conflict the earlier pair wins.
+
+    `scores` (keyed by `normal(surface)`) gives each entity's score, copied to every span of it.
+    """
+    scores = scores or {}
     typed: dict[str, tuple[EntityType, list[tuple[int, int]]]] = {}
     dropped = 0
     for kind, surface in proposed:
-        key = _normal(surface)
+        key = normal(surface)
         if key in typed:  # a duplicate, or the same text under a later (losing) type
             continue
         found = occurrences(text, surface)
@@ -78,12 +92,17 @@ def ground(text: str, proposed: Iterable[tuple[EntityType, str]]) -> Grounded:
         typed[key] = (kind, found)
 
     # Longer entities claim text first, so "Paris" inside a claimed "Paris Saint-Germain" is not a second span.
+    # Claimed spans never overlap, so sorted by start they are sorted by end too: one bisect finds a clash.
+    starts: list[int] = []
     claimed: list[EntitySpan] = []
-    for kind, found in sorted(typed.values(), key=lambda item: item[1][0][1] - item[1][0][0], reverse=True):
+    ordered = sorted(typed.items(), key=lambda item: item[1][1][0][1] - item[1][1][0][0], reverse=True)
+    for key, (kind, found) in ordered:
         for start, end in found:
-            if not any(start < span.end and span.start < end for span in claimed):
-                claimed.append(EntitySpan(type=kind, text=text[start:end], start=start, end=end))
-    claimed.sort(key=lambda span: (span.start, span.end))
+            at = bisect.bisect_left(starts, end)  # claimed spans from `at` on start at or after `end`
+            if at and claimed[at - 1].end > start:
+                continue
+            starts.insert(at, start)
+            claimed.insert(at, EntitySpan(type=kind, text=text[start:end], start=start, end=end, score=scores.get(key)))
     return Grounded(entities=_lists(claimed), spans=claimed, dropped=dropped)
 
 
@@ -92,7 +111,7 @@ def _lists(spans: Sequence[EntitySpan]) -> Entities:
     lists: dict[str, list[str]] = {name: [] for name in ENTITY_FIELDS.values()}
     seen: set[str] = set()
     for span in spans:
-        key = _normal(span.text)
+        key = normal(span.text)
         if key not in seen:
             seen.add(key)
             lists[ENTITY_FIELDS[span.type]].append(span.text)

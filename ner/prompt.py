@@ -25,8 +25,9 @@ SYSTEM = (
     "Answer with one JSON object that maps each candidate, in the given order, to its label."
 )
 
-# Hand-written (not taken from any evaluation set); the keys are exactly what `candidates.propose`
-# finds in each text, which a test checks.
+# Hand-written (not taken from any evaluation set); the keys are exactly the names `resolution.labelling_names`
+# offers for each text, which a test checks. A run joined by "of" comes with its two sides: when they are a
+# person and an organization, the run itself is "none".
 EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
     (
         "Elon Musk said Tesla would build a new factory near Berlin in 2021.",
@@ -39,7 +40,7 @@ EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
     (
         "Goldman Sachs hired Priya Patel from the Bank of England to run its office in Mumbai.",
         {"Goldman Sachs": "organization", "Priya Patel": "person", "Bank of England": "organization",
-         "Mumbai": "location"},
+         "Bank": "none", "England": "location", "Mumbai": "location"},
     ),
     (
         "Brazil's Petrobras signed a deal with Equinor in Rio de Janeiro after the Olympic Games.",
@@ -59,6 +60,11 @@ EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
         "The Danube flows through Vienna, where Mozart wrote The Magic Flute for the Vienna State Opera.",
         {"Danube": "location", "Vienna": "location", "Mozart": "person", "The Magic Flute": "none",
          "Vienna State Opera": "organization"},
+    ),
+    (
+        "Kwame Mensah of Ecobank told reporters in Accra that the bank would hire 300 staff.",
+        {"Kwame Mensah of Ecobank": "none", "Kwame Mensah": "person", "Ecobank": "organization",
+         "Accra": "location"},
     ),
 )  # fmt: skip
 

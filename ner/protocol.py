@@ -11,6 +11,17 @@ from serving.errors import RequestError
 
 EXAMPLE_TEXT = "Angela Merkel visited the Siemens plant in Erlangen on 4 March 2019."
 
+MinScore = Annotated[
+    float | None,
+    Field(
+        ge=0,
+        le=1,
+        description="Leave out entities whose `score` (the model's probability for their type) is below this; "
+        "default: keep all.",
+        examples=[0.5],
+    ),
+]
+
 
 class TextSample(BaseModel):
     """One text: `{text, id?}` or the text-sample shape `{id, body}`."""

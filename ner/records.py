@@ -26,11 +26,13 @@ class EntityRecords:
         self.model_name = model_name
         self.persist_default = persist_default
 
-    async def run(self, sample: TextSample, *, adapter: str | None, persist: bool | None) -> EntityResult:
+    async def run(
+        self, sample: TextSample, *, adapter: str | None, persist: bool | None, min_score: float | None = None
+    ) -> EntityResult:
         text = sample.content()
         record_id = validate_record_id(sample.id) if sample.id is not None else new_record_id()
         started = time.perf_counter()
-        extraction: Extraction = await self.extractor.extract(text, adapter=adapter)
+        extraction: Extraction = await self.extractor.extract(text, adapter=adapter, min_score=min_score)
         latency_ms = (time.perf_counter() - started) * 1000
         result = EntityResult(
             id=record_id,
@@ -52,13 +54,18 @@ class EntityRecords:
         return result
 
     async def run_batch(
-        self, samples: list[TextSample], *, adapter: str | None, persist: bool | None
+        self,
+        samples: list[TextSample],
+        *,
+        adapter: str | None,
+        persist: bool | None,
+        min_score: float | None = None,
     ) -> list[BatchItemResult]:
         """All items at once on the one engine (it batches them); one bad item fails only itself."""
 
         async def one(index: int, sample: TextSample) -> BatchItemResult:
             try:
-                result = await self.run(sample, adapter=adapter, persist=persist)
+                result = await self.run(sample, adapter=adapter, persist=persist, min_score=min_score)
             except ServiceError as exc:
                 error = exc.with_field_prefix(f"items[{index}].")
                 item_error = ItemError(message=error.message, type=error.type, param=error.field, code=error.status)

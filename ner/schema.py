@@ -29,6 +29,12 @@ class EntitySpan(BaseModel):
     text: str = Field(description="Exactly text[start:end] of the input.")
     start: int = Field(ge=0)
     end: int = Field(gt=0, description="Exclusive.")
+    score: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="The model's probability for this type (1 for dates, which rules find); null when unknown.",
+    )
 
 
 class Extraction(Entities):

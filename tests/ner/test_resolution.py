@@ -1,0 +1,73 @@
+"""Overlapping proposals ("X of Y" runs and their sides) and the document-wide vote: the rules in ner.resolution."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from ner.candidates import alternatives, propose
+from ner.decoding import Label, answer_json
+from ner.extractor import EntityExtractor
+from ner.resolution import Labelled, labelling_names, merge, resolve
+from tests.fakes import Completion, ScriptedGenerator
+
+
+def test_a_run_joined_by_of_is_offered_with_its_sides() -> None:
+    text = "Mary Barra of General Motors met the Bank of England."
+    assert labelling_names(propose(text)) == [
+        "Mary Barra of General Motors", "Mary Barra", "General Motors", "Bank of England", "Bank", "England",
+    ]  # fmt: skip
+    run = propose(text)[0]
+    left, right = alternatives(run)  # type: ignore[misc]
+    assert (text[left.start : left.end], text[right.start : right.end]) == ("Mary Barra", "General Motors")
+    assert alternatives(propose("Tim Cook spoke.")[0]) is None
+
+
+@pytest.mark.parametrize(
+    ("text", "labels", "expected"),
+    [
+        # A person of an organization or a place: the two sides, whatever the run's own label.
+        ("Mary Barra of General Motors", {"Mary Barra of General Motors": "person", "Mary Barra": "person",
+         "General Motors": "organization"}, {"Mary Barra": "person", "General Motors": "organization"}),
+        ("Sadiq Khan of London", {"Sadiq Khan of London": "none", "Sadiq Khan": "person", "London": "location"},
+         {"Sadiq Khan": "person", "London": "location"}),
+        # A run labelled an entity stays one entity.
+        ("Bank of England", {"Bank of England": "organization", "Bank": "none", "England": "location"},
+         {"Bank of England": "organization"}),
+        # A run labelled none leaves its sides to their own labels.
+        ("Residents of Lampedusa", {"Residents of Lampedusa": "none", "Residents": "none", "Lampedusa": "location"},
+         {"Lampedusa": "location"}),
+    ],
+)  # fmt: skip
+def test_resolve_x_of_y(text: str, labels: dict[str, Label], expected: dict[str, str]) -> None:
+    decided = resolve(propose(text), {name: Labelled(label, 0.9) for name, label in labels.items()})
+    assert {name: lab.label for name, lab in decided.items() if lab.label != "none"} == expected
+
+
+def test_merge_votes_by_summed_probability_and_keeps_first_appearance_order() -> None:
+    parts = [
+        {"Jordan": Labelled("person", 0.6), "Amman": Labelled("location", 0.9)},
+        {"jordan": Labelled("location", 0.9)},
+        {"JORDAN": Labelled("person", 0.5), "Petra": Labelled("none", 0.8)},
+    ]
+    decided = merge(parts)
+    assert [(d.type, d.surface) for d in decided] == [("person", "Jordan"), ("location", "Amman")]
+    assert decided[0].score == pytest.approx(0.55)  # the mean probability of the winning label
+    tie = merge([{"Rio": Labelled("location", 0.5)}, {"Rio": Labelled("none", 0.5)}])
+    assert [(d.type, d.surface) for d in tie] == [("location", "Rio")]  # a tie goes to the first label seen
+
+
+def test_the_extractor_reports_both_sides_with_their_spans() -> None:
+    text = "Angela Merkel met Tim Cook of Apple in Berlin."
+    names = labelling_names(propose(text))
+    assert names == ["Angela Merkel", "Tim Cook of Apple", "Tim Cook", "Apple", "Berlin"]
+    answer = {"Angela Merkel": "person", "Tim Cook of Apple": "person", "Tim Cook": "person",
+              "Apple": "organization", "Berlin": "location"}  # fmt: skip
+    generator = ScriptedGenerator(Completion(answer_json(answer)))
+    extraction = asyncio.run(EntityExtractor(generator, max_text_chars=500).extract(text))
+    assert extraction.persons == ["Angela Merkel", "Tim Cook"]
+    assert extraction.organizations == ["Apple"] and extraction.locations == ["Berlin"]
+    assert [(s.text, s.start) for s in extraction.spans] == [
+        ("Angela Merkel", 0), ("Tim Cook", 18), ("Apple", 30), ("Berlin", 39),
+    ]  # fmt: skip

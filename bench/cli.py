@@ -217,7 +217,7 @@ def main(argv: list[str] | None = None) -> int:
                        "MODEL", "KV_CACHE_MEMORY_BYTES", "MAX_NUM_SEQS", "VLLM_ARGS", "MAX_MODEL_LEN",
                        "GPU_MEMORY_UTILIZATION", "ENABLE_LORA", "ENFORCE_EAGER", "ENABLE_PREFIX_CACHING"}})
     results["bench_serve_example"] = load.bench_serve_command(
-        load.Target("URL", model.name, model.path), ints(args.concurrency)[0], 8, args.input_len, args.output_len)
+        load.Target("URL", model.name, model.path), (ints(args.concurrency) or [1])[0], 8, args.input_len, args.output_len)
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     service_env = dict(env, PERSIST_RESULTS="false", RESULTS_URI=str(work / "service-results"),
                        SPOOL_DIR=str(work / "service-spool"))

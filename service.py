@@ -14,7 +14,7 @@ import bentoml
 from annotated_types import Ge, Le
 from pydantic import Field
 
-from ner.protocol import EXAMPLE_TEXT, BatchItemResult, EntityResult, TextSample
+from ner.protocol import EXAMPLE_TEXT, BatchItemResult, EntityResult, MinScore, TextSample
 from serving.admission import Admission, AdmissionMiddleware
 from serving.auth import ApiKeyMiddleware
 from serving.content_type import JsonEndpointsMiddleware
@@ -151,10 +151,11 @@ class LLMService:
         id: Annotated[str | None, Field(description="Record id of the stored result; generated when absent.")] = None,
         adapter: AdapterName = None,
         persist: Persist = None,
+        min_score: MinScore = None,
     ) -> EntityResult:
         """Persons, organizations, locations and dates in `text`, each grounded by its character spans."""
         sample = TextSample(text=text, body=body, id=id)
-        return await self.entity_records.run(sample, adapter=adapter, persist=persist)
+        return await self.entity_records.run(sample, adapter=adapter, persist=persist, min_score=min_score)
 
     @bentoml.api
     @answers_errors
@@ -170,10 +171,11 @@ class LLMService:
         ],
         adapter: AdapterName = None,
         persist: Persist = None,
+        min_score: MinScore = None,
     ) -> list[BatchItemResult]:
         """Several texts at once on the one engine; results in input order, errors reported per item."""
         await self.adapters.resolve(adapter)
-        return await self.entity_records.run_batch(items, adapter=adapter, persist=persist)
+        return await self.entity_records.run_batch(items, adapter=adapter, persist=persist, min_score=min_score)
 
     @bentoml.api
     @answers_errors

@@ -133,7 +133,11 @@ class ServiceSettings(BaseSettings):
         "may flush) before the engine stops. Keep it below the orchestrator's grace period (Kubernetes: 30 s).",
     )
     request_timeout_s: Annotated[int, Ge(1)] = 600
-    max_text_chars: Annotated[int, Ge(1)] = 8000
+    max_text_chars: Annotated[int, Ge(1)] = Field(
+        200_000,
+        description="Longest text (characters) NER takes; a long one is labelled in parts of whole sentences that "
+        "fit the model's context, all parts at once on the engine.",
+    )
     max_batch_items: Annotated[int, Ge(1)] = 256
     max_request_bytes: Annotated[int, Ge(1024)] = Field(
         8 << 20, description="Largest request body accepted on any endpoint (/v1 included); beyond it 413."

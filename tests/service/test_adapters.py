@@ -13,12 +13,11 @@ import pytest
 
 from finetune.config import load_config
 from finetune.train import train
-from serving.paths import VIGGO_DATA
+from serving.paths import REPO_ROOT, VIGGO_DATA
 from tests.conftest import ServiceUnderTest
 from viggo.dataset import load_examples
 from viggo.prompt import build_messages
 
-ROOT = Path(__file__).resolve().parent.parent
 # The prompt the adapter was trained on (no few-shot examples): where a few steps show first.
 PROMPT = {
     "messages": build_messages("Dirt: Showdown is a 2012 racing game for PlayStation, Xbox and PC."),
@@ -32,7 +31,7 @@ def adapter_dir(server: ServiceUnderTest) -> Path:
     """A few CPU fine-tuning steps (finetune/configs/ci-tiny.yaml) into a folder the service may load from."""
     # A large learning rate so three steps visibly move greedy decoding away from the base model.
     config = load_config(
-        ROOT / "finetune" / "configs" / "ci-tiny.yaml", output_dir=server.adapter_root / "ci-run", learning_rate=5e-3
+        REPO_ROOT / "finetune" / "configs" / "ci-tiny.yaml", output_dir=server.adapter_root / "ci-run", learning_rate=5e-3
     )
     return train(config)
 

@@ -31,7 +31,9 @@ def adapter_dir(server: ServiceUnderTest) -> Path:
     """A few CPU fine-tuning steps (finetune/configs/ci-tiny.yaml) into a folder the service may load from."""
     # A large learning rate so three steps visibly move greedy decoding away from the base model.
     config = load_config(
-        REPO_ROOT / "finetune" / "configs" / "ci-tiny.yaml", output_dir=server.adapter_root / "ci-run", learning_rate=5e-3
+        REPO_ROOT / "finetune" / "configs" / "ci-tiny.yaml",
+        output_dir=server.adapter_root / "ci-run",
+        learning_rate=5e-3,
     )
     return train(config)
 

@@ -196,6 +196,35 @@ class ResultStore:
         await self._spool(target, body)
         return StoredAt(str(target), pending=True)
 
+    async def load(self, record_id: str, filename: str) -> dict[str, Any] | None:
+        """The JSON stored at `{results_uri}/{record_id}/{filename}`, or None when there is none.
+
+        Results still waiting in the spool are not seen. Raises what the read raised (S3 unreachable, bad JSON).
+        """
+        validate_record_id(record_id)
+        data: bytes | None
+        if self._local_root is not None:
+            path = self._local_root / record_id / filename
+            try:
+                data = await asyncio.to_thread(path.read_bytes)
+            except FileNotFoundError:
+                return None
+        else:
+            assert self._s3 is not None
+            target = self._s3.join(record_id, filename)
+            data = await asyncio.to_thread(self._get, target.bucket, target.key)
+        if data is None:
+            return None
+        loaded = json.loads(data)
+        return loaded if isinstance(loaded, dict) else None
+
+    def _get(self, bucket: str, key: str) -> bytes | None:
+        assert self._client is not None
+        try:
+            return self._client.get_object(Bucket=bucket, Key=key)["Body"].read()
+        except self._client.exceptions.NoSuchKey:
+            return None
+
     def pending(self) -> int:
         """Spooled results not uploaded yet."""
         return len(self._pending)

@@ -160,12 +160,24 @@ class ServiceSettings(BaseSettings):
     persist_results: bool = True
     spool_dir: Path | None = Field(None, description="Where results wait when S3 is down; default cache_dir/spool.")
 
+    # --- extraction jobs ---------------------------------------------------------------------
+    job_concurrency: Annotated[int, Ge(1)] | None = Field(
+        None,
+        description="Records of an extraction job in flight at once. Default: max_num_seqs, the engine's full "
+        "batch; interactive requests still go first, by vLLM's priority scheduling (jobs run at a lower priority).",
+    )
+    job_input_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Local folders extraction jobs may read their input from (s3:// inputs need none). Empty: "
+        "jobs read only from S3.",
+    )
+
     @field_validator("adapters", mode="before")
     @classmethod
     def _adapters_mapping(cls, value: Any) -> Any:
         return _parse_mapping(value)
 
-    @field_validator("adapter_roots", mode="before")
+    @field_validator("adapter_roots", "job_input_roots", mode="before")
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _parse_list(value)
@@ -202,6 +214,10 @@ class ServiceSettings(BaseSettings):
     @property
     def admitted_concurrency(self) -> int:
         return self.max_concurrency or 2 * self.max_num_seqs
+
+    @property
+    def resolved_job_concurrency(self) -> int:
+        return self.job_concurrency or self.max_num_seqs
 
     @property
     def resolved_spool_dir(self) -> Path:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Mapping, Sequence
+from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -19,6 +20,12 @@ if TYPE_CHECKING:
     from vllm.v1.engine.async_llm import AsyncLLM
 
     from serving.protocol import ChatMessage
+
+
+# Engine priority of the requests made in this context (lower runs first, under vLLM's `priority` scheduling
+# policy). Extraction jobs lower theirs so interactive requests keep their latency; a context variable, so the
+# NER and ViGGO code between a job and the engine need not carry it.
+ENGINE_PRIORITY: ContextVar[int] = ContextVar("engine_priority", default=0)
 
 
 class AdapterResolver(Protocol):
@@ -87,6 +94,8 @@ class Generator:
         self.tokenizer = engine.get_tokenizer()
         self.max_model_len = max_model_len
         self.adapters: AdapterResolver = adapters or LocalAdapters()
+        # Under the default `fcfs` policy vLLM ignores priorities (and older versions refuse non-zero ones).
+        self.priority_scheduling = engine.vllm_config.scheduler_config.policy == "priority"
 
     def chat_text(self, messages: Sequence[dict[str, str]]) -> str:
         """The prompt text the model's chat template makes of these messages."""
@@ -159,7 +168,11 @@ class Generator:
         finished = False
         try:
             async for output in self.engine.generate(
-                {"prompt_token_ids": list(prompt_ids)}, params, request_id, lora_request=lora
+                {"prompt_token_ids": list(prompt_ids)},
+                params,
+                request_id,
+                lora_request=lora,
+                priority=ENGINE_PRIORITY.get() if self.priority_scheduling else 0,
             ):
                 finished = output.finished
                 if finished and any(c.finish_reason == "abort" for c in output.outputs):

@@ -1,7 +1,7 @@
 """Score entity extraction on a gold set, through a running service (--url) or an in-process engine.
 
-    python -m ner.evaluate --data ../shared/data/ner/dev.jsonl [--url http://host:port] [--adapter NAME]
-        [--json-out FILE] [--plot FILE.png] [--concurrency 8] [--api-key KEY]
+    python -m ner.evaluate --data ../shared/data/ner/dev.jsonl [more.jsonl ...] [--url http://host:port]
+        [--adapter NAME] [--json-out FILE] [--plot FILE.png] [--concurrency 8] [--api-key KEY]
 
 Matching is on the exact entity string, case-insensitive, per type; micro-F1 pools the four types.
 Extraction runs without a threshold; the precision/recall curve shows what each `min_score` would keep
@@ -159,18 +159,21 @@ def format_summary(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def plot_curve(summary: dict[str, Any], path: Path, title: str) -> None:
+def plot_curve(summaries: dict[str, dict[str, Any]], path: Path, title: str) -> None:
+    """One precision/recall line per gold set, its points labelled with their `min_score`."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fine = [point for point in summary["fine_curve"] if point["tp"] + point["fp"]]
     figure, axes = plt.subplots(figsize=(5, 4))
-    axes.plot([p["recall"] for p in fine], [p["precision"] for p in fine], marker=".")
-    for point in summary["curve"]:
-        if point["tp"] + point["fp"]:
-            axes.annotate(f"{point['threshold']:.2f}", (point["recall"], point["precision"]), fontsize=7)
+    for name, summary in summaries.items():
+        fine = [point for point in summary["fine_curve"] if point["tp"] + point["fp"]]
+        axes.plot([p["recall"] for p in fine], [p["precision"] for p in fine], marker=".", label=name)
+        for point in summary["curve"]:
+            if point["tp"] + point["fp"]:
+                axes.annotate(f"{point['threshold']:.2f}", (point["recall"], point["precision"]), fontsize=7)
+    axes.legend(fontsize=8)
     axes.set_xlabel("recall")
     axes.set_ylabel("precision")
     axes.set_title(title, fontsize=9)
@@ -223,15 +226,16 @@ def remote_predictor(client: Any, url: str, adapter: str | None) -> Predict:
     return predict
 
 
-async def run_remote(gold: Sequence[GoldItem], args: argparse.Namespace) -> Report:
+async def run_remote(sets: Sequence[Sequence[GoldItem]], args: argparse.Namespace) -> list[Report]:
     import httpx
 
     headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
     async with httpx.AsyncClient(headers=headers, timeout=args.timeout) as client:
-        return await evaluate(gold, remote_predictor(client, args.url, args.adapter), concurrency=args.concurrency)
+        predict = remote_predictor(client, args.url, args.adapter)
+        return [await evaluate(gold, predict, concurrency=args.concurrency) for gold in sets]
 
 
-async def run_local(gold: Sequence[GoldItem], args: argparse.Namespace) -> Report:
+async def run_local(sets: Sequence[Sequence[GoldItem]], args: argparse.Namespace) -> list[Report]:
     from ner.extractor import EntityExtractor
     from serving.engine import local_generator
     from serving.settings import ServiceSettings
@@ -247,7 +251,7 @@ async def run_local(gold: Sequence[GoldItem], args: argparse.Namespace) -> Repor
             extraction = await extractor.extract(text, adapter=name or None)
             return Prediction(extraction.entities(), dropped=extraction.dropped, spans=extraction.spans)
 
-        return await evaluate(gold, predict, concurrency=args.concurrency)
+        return [await evaluate(gold, predict, concurrency=args.concurrency) for gold in sets]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -255,8 +259,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--data",
         type=Path,
-        default=NER_DEV_SET,
-        help="JSONL: {id, text, entities: {persons, ...}} (default: the dev set)",
+        nargs="+",
+        default=[NER_DEV_SET],
+        help="JSONL: {id, text, entities: {persons, ...}} (default: the dev set); several: one engine scores each",
     )
     parser.add_argument("--url", help="base URL of a running service; default: an in-process engine")
     parser.add_argument(
@@ -269,15 +274,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--api-key", default=os.environ.get("API_KEY"), help="Bearer token (default: $API_KEY)")
     args = parser.parse_args(argv)
 
-    gold = load_gold(args.data)
-    report = asyncio.run(run_remote(gold, args) if args.url else run_local(gold, args))
-    summary = report.summary()
-    summary["fine_curve"] = report.curve([i / 100 for i in range(101)])
-    print(format_summary(summary))
+    sets = [load_gold(path) for path in args.data]
+    reports = asyncio.run(run_remote(sets, args) if args.url else run_local(sets, args))
+    summaries: dict[str, dict[str, Any]] = {}
+    for path, report in zip(args.data, reports, strict=True):
+        summary = summaries[path.name] = report.summary()
+        summary["fine_curve"] = report.curve([i / 100 for i in range(101)])
+        if len(args.data) > 1:
+            print(f"== {path}")
+        print(format_summary(summary))
     if args.plot:
-        plot_curve(summary, args.plot, f"NER precision/recall over min_score: {args.data.name}")
+        plot_curve(summaries, args.plot, "NER precision/recall over min_score")
     if args.json_out:
-        args.json_out.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        written = summaries if len(args.data) > 1 else summaries[args.data[0].name]
+        args.json_out.write_text(json.dumps(written, indent=2) + "\n", encoding="utf-8")
     return 0
 
 

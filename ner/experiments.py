@@ -1,6 +1,7 @@
 """Compare NER decoding designs on a gold set with one in-process engine; each variant prints an evaluation table.
 
-    python -m ner.experiments --data ../shared/data/ner/dev.jsonl [--only NAME ...] [--json-out FILE]
+    python -m ner.experiments --data ../shared/data/ner/dev.jsonl ner/data/heldout.jsonl [--only NAME ...]
+        [--json-out FILE]
 
 Micro-F1 on dev.jsonl with SmolLM2-135M-Instruct (CPU, temperature 0):
     free_json 0.418 (30 grounding drops) | span_enum_lists 0.476 | label_0_shots 0.390 |
@@ -28,7 +29,7 @@ from ner.decoding import NAME_LABELS, labelling_params, parse_labels
 from ner.evaluate import Predict, Prediction, evaluate, format_summary, load_gold
 from ner.extractor import EntityExtractor
 from ner.grounding import ground
-from ner.prompt import EXAMPLES, labelling_messages, to_chat
+from ner.prompt import EXAMPLES, SYSTEM, Examples, Messages, labelling_messages, messages_for, template, to_chat
 from ner.schema import ENTITY_FIELDS, Entities, EntityType
 from serving.generation import Generator
 
@@ -142,14 +143,39 @@ def per_candidate_variant(gen: Generator) -> Predict:
     return predict
 
 
-def shipped_variant(gen: Generator) -> Predict:
-    extractor = EntityExtractor(gen, max_text_chars=8000)
+def extractor_variant(gen: Generator, messages: Messages = labelling_messages) -> Predict:
+    """The shipped extractor (candidates with "of" sides, resolution, scores), optionally with another prompt."""
+    extractor = EntityExtractor(gen, max_text_chars=200_000, messages=messages)
 
     async def predict(text: str) -> Prediction:
         extraction = await extractor.extract(text)
-        return Prediction(extraction.entities(), dropped=extraction.dropped)
+        return Prediction(extraction.entities(), dropped=extraction.dropped, spans=extraction.spans)
 
     return predict
+
+
+# Prompt changes measured against the shipped one (hand-written; no text or entity of dev or held-out).
+HINTS = (
+    '\nHints: a single capitalised word right after "in", "near", "from", "to" or "outside" is '
+    "usually a location (a town, city, region or country). Newspapers, magazines, news agencies and "
+    "broadcasters are organizations. A person can be named by a surname alone."
+)
+MORE_EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
+    (
+        "Speaking to the Irish Times in Galway, Aoife Byrne said Ryanair would add flights from Shannon.",
+        {"Speaking": "none", "Irish Times": "organization", "Galway": "location", "Aoife Byrne": "person",
+         "Ryanair": "organization", "Shannon": "location"},
+    ),
+    (
+        "Lucia Romano of Fiat and Pedro Alves of Braga signed the deal near Turin.",
+        {"Lucia Romano of Fiat": "none", "Lucia Romano": "person", "Fiat": "organization",
+         "Pedro Alves of Braga": "none", "Pedro Alves": "person", "Braga": "location", "Turin": "location"},
+    ),
+)  # fmt: skip
+
+
+def _prompt(system: str = SYSTEM, examples: Examples = EXAMPLES) -> Messages:
+    return messages_for(template(system, examples))
 
 
 VARIANTS: dict[str, Callable[[Generator], Predict]] = {
@@ -159,30 +185,33 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     "label_5_shots": lambda gen: labelling_variant(gen, shots=5),
     "label_model_dates": lambda gen: labelling_variant(gen, model_dates=True),
     "label_per_candidate": per_candidate_variant,
-    f"label_{len(EXAMPLES)}_shots (shipped)": shipped_variant,
+    "shipped": extractor_variant,
+    "hints": lambda gen: extractor_variant(gen, _prompt(SYSTEM + HINTS)),
+    "more_examples": lambda gen: extractor_variant(gen, _prompt(examples=EXAMPLES + MORE_EXAMPLES)),
+    "hints_more_examples": lambda gen: extractor_variant(gen, _prompt(SYSTEM + HINTS, EXAMPLES + MORE_EXAMPLES)),
 }
 
 
-async def run(data: Path, only: Sequence[str]) -> dict[str, Any]:
+async def run(paths: Sequence[Path], only: Sequence[str]) -> dict[str, Any]:
     from serving.engine import local_generator
     from serving.settings import ServiceSettings
 
-    gold = load_gold(data)
-    results = {}
+    results: dict[str, Any] = {}
     with local_generator(ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64)) as gen:
         for name, make in VARIANTS.items():
-            if only and not any(part in name for part in only):
+            if only and name not in only:
                 continue
-            summary = (await evaluate(gold, make(gen), progress=False)).summary()
-            results[name] = summary
-            print(f"\n== {name}\n{format_summary(summary)}", flush=True)
+            for path in paths:
+                summary = (await evaluate(load_gold(path), make(gen), progress=False)).summary()
+                results[f"{name} @ {path.name}"] = summary
+                print(f"\n== {name} @ {path.name}\n{format_summary(summary)}", flush=True)
     return results
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m ner.experiments")
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--only", nargs="*", default=[], help="substrings of variant names to run")
+    parser.add_argument("--data", type=Path, nargs="+", required=True, help="one or more gold sets")
+    parser.add_argument("--only", nargs="*", default=[], help="names of the variants to run (default: all)")
     parser.add_argument("--json-out", type=Path)
     args = parser.parse_args()
     results = asyncio.run(run(args.data, args.only))

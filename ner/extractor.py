@@ -15,7 +15,7 @@ from ner.candidates import propose, unique_texts
 from ner.decoding import label_scores, labelling_params, read_labels
 from ner.documents import Part, halves, pack
 from ner.grounding import ground, normal
-from ner.prompt import labelling_messages
+from ner.prompt import Messages, labelling_messages
 from ner.resolution import Labelled, labelling_names, merge, resolve
 from ner.schema import EntityType, Extraction
 from serving.errors import RequestError
@@ -43,15 +43,23 @@ class _Labelled:
 
 class EntityExtractor:
     def __init__(
-        self, generator: TextGenerator, *, max_text_chars: int, max_tokens: int = 256, part_tokens: int = 256
+        self,
+        generator: TextGenerator,
+        *,
+        max_text_chars: int,
+        max_tokens: int = 256,
+        part_tokens: int = 256,
+        messages: Messages = labelling_messages,
     ) -> None:
-        """`part_tokens`: the most tokens of text labelled in one prompt (less when the context is short)."""
+        """`part_tokens`: the most tokens of text labelled in one prompt (less when the context is short);
+        `messages`: the labelling prompt (`ner.prompt`; experiments compare others)."""
         self.generator = generator
+        self.messages = messages
         self.max_text_chars = max_text_chars
         self.max_tokens = max_tokens
         self.part_tokens = part_tokens
         # The prompt without text or candidates: what every part's prompt costs before its own text.
-        self._fixed_tokens = len(generator.encode(generator.chat_text(labelling_messages("", []))))
+        self._fixed_tokens = len(generator.encode(generator.chat_text(messages("", []))))
 
     def _validate(self, text: str) -> None:
         if not isinstance(text, str) or not text.strip():
@@ -108,7 +116,7 @@ class EntityExtractor:
         names = labelling_names(candidates)
         if not names:  # nothing for the model to decide
             return _Labelled()
-        prompt_ids = self.generator.encode(self.generator.chat_text(labelling_messages(text, names)))
+        prompt_ids = self.generator.encode(self.generator.chat_text(self.messages(text, names)))
         room = self.generator.max_model_len - len(prompt_ids)
         if room <= 0:
             raise _PromptTooLong(len(prompt_ids))

@@ -6,7 +6,7 @@ serves it from memory; only the text and its candidates change.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from langchain_core.messages import BaseMessage
 from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptTemplate
@@ -74,21 +74,26 @@ def request_text(text: str, names: Sequence[str]) -> str:
 
 
 _EXAMPLE = ChatPromptTemplate.from_messages([("human", "{request}"), ("ai", "{answer}")])
-TEMPLATE = ChatPromptTemplate.from_messages(
-    [
-        ("system", SYSTEM),
-        FewShotChatMessagePromptTemplate(
-            example_prompt=_EXAMPLE,
-            examples=[
-                {"request": request_text(text, list(labels)), "answer": answer_json(labels)}
-                for text, labels in EXAMPLES
-            ],
-        ),
-        ("human", "{request}"),  # the only variable part, and the last one
-    ]
-)
-
 _ROLES = {"system": "system", "human": "user", "ai": "assistant"}
+
+Examples = Sequence[tuple[str, dict[str, str]]]
+Messages = Callable[[str, Sequence[str]], list[dict[str, str]]]
+
+
+def template(system: str = SYSTEM, examples: Examples = EXAMPLES) -> ChatPromptTemplate:
+    return ChatPromptTemplate.from_messages(
+        [
+            ("system", system),
+            FewShotChatMessagePromptTemplate(
+                example_prompt=_EXAMPLE,
+                examples=[
+                    {"request": request_text(text, list(labels)), "answer": answer_json(labels)}
+                    for text, labels in examples
+                ],
+            ),
+            ("human", "{request}"),  # the only variable part, and the last one
+        ]
+    )
 
 
 def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
@@ -96,5 +101,14 @@ def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return [{"role": _ROLES[message.type], "content": str(message.content)} for message in messages]
 
 
-def labelling_messages(text: str, names: Sequence[str]) -> list[dict[str, str]]:
-    return to_chat(TEMPLATE.format_messages(request=request_text(text, names)))
+def messages_for(prompt: ChatPromptTemplate) -> Messages:
+    """The chat messages that label `names` in `text` with this prompt."""
+
+    def messages(text: str, names: Sequence[str]) -> list[dict[str, str]]:
+        return to_chat(prompt.format_messages(request=request_text(text, names)))
+
+    return messages
+
+
+TEMPLATE = template()
+labelling_messages: Messages = messages_for(TEMPLATE)

@@ -30,5 +30,5 @@ def test_curve_keeps_entities_scored_at_or_above_each_threshold(tmp_path: Path) 
 
     summary["fine_curve"] = report.curve([i / 100 for i in range(101)])
     plot = tmp_path / "curve.png"
-    plot_curve(summary, plot, "test")
+    plot_curve({"dev": summary, "other": summary}, plot, "test")
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -29,7 +29,7 @@ def test_openai_sdk_completions(server: ServiceUnderTest) -> None:
     model = client.models.list().data[0].id
     completion = client.completions.create(model=model, prompt="The sky is", max_tokens=8, temperature=0)
     assert completion.choices[0].text
-    assert completion.usage.completion_tokens <= 8
+    assert completion.usage is not None and completion.usage.completion_tokens <= 8
     pieces = [
         c.choices[0].text
         for c in client.completions.create(model=model, prompt="The sky is", max_tokens=8, temperature=0, stream=True)

@@ -85,8 +85,12 @@ def test_answers_errors_turns_a_service_error_into_its_response_and_keeps_the_si
         return {"text": text}
 
     wrapped = answers_errors(extract)
-    assert asyncio.run(wrapped("hi")) == {"text": "hi"}
-    response = asyncio.run(wrapped(""))
+
+    async def call(text: str) -> object:
+        return await wrapped(text)
+
+    assert asyncio.run(call("hi")) == {"text": "hi"}
+    response = asyncio.run(call(""))
     assert isinstance(response, JSONResponse) and response.status_code == 422
     assert body(response)["error"] == {
         "message": "must be a non-empty string",
@@ -95,7 +99,7 @@ def test_answers_errors_turns_a_service_error_into_its_response_and_keeps_the_si
         "code": 422,
     }
     with pytest.raises(ValueError, match="a bug"):  # only ServiceErrors are answered; others stay 500s
-        asyncio.run(wrapped("crash"))
+        asyncio.run(call("crash"))
     # BentoML builds the endpoint's schema from the signature it reads through the wrapper.
     assert inspect.signature(wrapped) == inspect.signature(extract)
     assert wrapped.__doc__ == "Docstring BentoML shows." and wrapped.__name__ == "extract"

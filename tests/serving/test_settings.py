@@ -28,5 +28,6 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("MAX_NUM_SEQS", "12")
     monkeypatch.setenv("API_KEY", "s3cret")
     settings = ServiceSettings()
-    assert settings.max_num_seqs == 12 and settings.api_key.get_secret_value() == "s3cret"
+    assert settings.max_num_seqs == 12
+    assert settings.api_key is not None and settings.api_key.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(settings)

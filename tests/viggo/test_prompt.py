@@ -44,7 +44,7 @@ def test_chat_template_renders_and_shares_prefix(tokenizer: PreTrainedTokenizerB
         text = tokenizer.apply_chat_template(
             build_messages(sentence, FEW_SHOT_EXAMPLES), tokenize=False, add_generation_prompt=True
         )
-        assert SYSTEM_INSTRUCTION in text and FEW_SHOT_EXAMPLES[-1].mr in text
+        assert isinstance(text, str) and SYSTEM_INSTRUCTION in text and FEW_SHOT_EXAMPLES[-1].mr in text
         assert text.rstrip().endswith("assistant")  # generation prompt opens the answer turn
         return tokenizer.encode(text, add_special_tokens=False)
 

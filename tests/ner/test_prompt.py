@@ -12,7 +12,9 @@ from ner.prompt import EXAMPLES, labelling_messages
 
 def _render(tokenizer: PreTrainedTokenizerBase, text: str) -> str:
     names = unique_texts(propose(text), "name")
-    rendered = tokenizer.apply_chat_template(labelling_messages(text, names), tokenize=False, add_generation_prompt=True)
+    rendered = tokenizer.apply_chat_template(
+        labelling_messages(text, names), tokenize=False, add_generation_prompt=True
+    )
     assert isinstance(rendered, str)
     return rendered
 

@@ -215,7 +215,7 @@ class Lifecycle:
             return "the engine has been shut down: this replica is stopping"
         cause = getattr(engine, "dead_error", None)
         name = type(cause).__name__ if isinstance(cause, BaseException) else "EngineDeadError"
-        return f"the engine process died ({name}); this replica is not alive and will be restarted: retry"
+        return f"the engine process died ({name}): this replica cannot serve until it is restarted; retry"
 
     def alive(self) -> bool:
         return self.engine_failure() is None
@@ -283,7 +283,7 @@ class Lifecycle:
         while not self._engine_stopped:
             failure = self.engine_failure()
             if failure is not None:
-                log.error("%s: /livez answers 503 from now on", failure)
+                log.error("%s. /livez answers 503 from now on, so that the replica gets restarted", failure)
                 return
             await asyncio.sleep(ENGINE_WATCH_INTERVAL_S)
 

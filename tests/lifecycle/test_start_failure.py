@@ -1,0 +1,33 @@
+"""A service that cannot start ends `bentoml serve` with one clear error and a non-zero exit, not a restart loop."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from serving.lifecycle import STARTUP_FAILED_EXIT
+from tests.lifecycle.serve import launch
+
+# Importing BentoML, vLLM and torch takes most of it on CI's 2 cores; the model lookup itself fails at once.
+EXIT_WITHIN_S = 300
+
+
+def test_a_model_that_cannot_be_found_ends_bentoml_serve(tmp_path: Path) -> None:
+    # A Hub model that is not in the local cache, with the Hub out of reach (offline mode, as in CI).
+    serve = launch({"MODEL": "meta-llama/Llama-3.1-8B-Instruct", "HF_HUB_OFFLINE": "1"}, tmp_path / "serve.log")
+    try:
+        try:
+            exit_code = serve.proc.wait(timeout=EXIT_WITHIN_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"bentoml serve still running {EXIT_WITHIN_S} s after a start that cannot succeed")
+        log = serve.log()
+        assert exit_code == STARTUP_FAILED_EXIT, log[-3000:]
+        # The worker was started once, not restarted.
+        assert log.count("Initializing service error") == 1, log[-3000:]
+        assert "LocalEntryNotFoundError" in log and "meta-llama/Llama-3.1-8B-Instruct" in log
+        assert "the service could not start (its error is logged above)" in log
+        assert serve.still_running() == []
+    finally:
+        serve.kill_all()

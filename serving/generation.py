@@ -7,7 +7,7 @@ rendered with the model's own chat template and an abandoned request never keeps
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextvars import ContextVar
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
@@ -120,7 +120,7 @@ class Generator:
         prompt_ids: list[int],
         params: SamplingParams,
         adapter: str | None,
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         """Check the request now (so a bad one is answered 4xx before any byte is streamed), then stream text.
 
         The returned iterator yields the new text of each engine step. If it ends before the engine finished
@@ -133,7 +133,7 @@ class Generator:
 
     async def _text_pieces(
         self, prompt_ids: list[int], params: SamplingParams, adapter: str | None
-    ) -> AsyncIterator[str]:
+    ) -> AsyncGenerator[str, None]:
         sent = 0
         try:
             async for output in self.stream(prompt_ids, params, adapter=adapter):

@@ -43,4 +43,16 @@ def resolve_model(settings: ServiceSettings) -> ResolvedModel:
             )
         _check_model_dir(local, spec)
         return ResolvedModel(str(local.resolve()), settings.served_model_name or local.resolve().name)
+    _check_offline_hub_model(spec)
     return ResolvedModel(spec, settings.served_model_name or spec)
+
+
+def _check_offline_hub_model(repo_id: str) -> None:
+    """With HF_HUB_OFFLINE set, a Hub model must already be in the local cache: say so, naming it, at once."""
+    from huggingface_hub import constants, try_to_load_from_cache
+
+    if constants.HF_HUB_OFFLINE and not isinstance(try_to_load_from_cache(repo_id, "config.json"), str):
+        raise ModelNotFoundError(
+            f"model {repo_id!r} is not in the Hugging Face cache ({constants.HF_HUB_CACHE}) and HF_HUB_OFFLINE is "
+            "set: download it there first, give a local folder or s3:// URI instead, or unset HF_HUB_OFFLINE"
+        )

@@ -26,7 +26,7 @@ def test_a_model_that_cannot_be_found_ends_bentoml_serve(tmp_path: Path) -> None
         assert exit_code == STARTUP_FAILED_EXIT, log[-3000:]
         # The worker was started once, not restarted.
         assert log.count("Initializing service error") == 1, log[-3000:]
-        assert "LocalEntryNotFoundError" in log and "meta-llama/Llama-3.1-8B-Instruct" in log
+        assert "ModelNotFoundError: model 'meta-llama/Llama-3.1-8B-Instruct' is not in the Hugging Face cache" in log
         assert "the service could not start (its error is logged above)" in log
         assert serve.still_running() == []
     finally:

@@ -93,3 +93,20 @@ def test_s3_errors_name_the_uri(moto_server: MotoServer, tmp_path: Path) -> None
         resolve_model(
             ServiceSettings(model=f"s3://{bucket}/absent", cache_dir=tmp_path, s3_endpoint_url=moto_server.endpoint_url)
         )
+
+
+def test_offline_hub_model_not_in_the_cache_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    with pytest.raises(ModelNotFoundError, match=r"Llama-3\.1-8B-Instruct' is not in the Hugging Face cache"):
+        resolve_model(ServiceSettings(model="meta-llama/Llama-3.1-8B-Instruct"))
+    snapshot = tmp_path / "models--meta-llama--Llama-3.1-8B-Instruct" / "snapshots" / "abc"
+    model_folder(snapshot)
+    (tmp_path / "models--meta-llama--Llama-3.1-8B-Instruct" / "refs").mkdir()
+    (tmp_path / "models--meta-llama--Llama-3.1-8B-Instruct" / "refs" / "main").write_text("abc")
+    assert (
+        resolve_model(ServiceSettings(model="meta-llama/Llama-3.1-8B-Instruct")).path
+        == "meta-llama/Llama-3.1-8B-Instruct"
+    )

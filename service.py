@@ -17,7 +17,7 @@ from pydantic import Field
 from ner.protocol import EXAMPLE_TEXT, BatchItemResult, EntityResult, MinScore, TextSample
 from serving.admission import Admission, AdmissionMiddleware
 from serving.auth import ApiKeyMiddleware
-from serving.content_type import JsonEndpointsMiddleware
+from serving.content_type import JsonEndpointsMiddleware, endpoint_routes
 from serving.disconnect import DisconnectMiddleware
 from serving.errors import answers_errors
 from serving.lifecycle import EngineGuardMiddleware, Lifecycle, install_serve_hooks
@@ -30,6 +30,7 @@ from serving.protocol import (
     ChatMessage,
     Persist,
     Prompt,
+    Seed,
     Temperature,
     TopP,
 )
@@ -50,7 +51,8 @@ lifecycle = Lifecycle(admission, settings.shutdown_grace_s)
 install_serve_hooks(settings.shutdown_grace_s)
 
 MaxTokens = Annotated[int, Ge(1), Le(settings.max_model_len)]
-StopStrings = Annotated[list[str] | None, Field(max_length=settings.max_stop_strings)]
+# vLLM refuses an empty stop string (a 500 if it got that far).
+StopStrings = Annotated[list[Annotated[str, Field(min_length=1)]] | None, Field(max_length=settings.max_stop_strings)]
 
 
 @bentoml.asgi_app(openai_app, path="/v1")
@@ -129,7 +131,7 @@ class LLMService:
         temperature: Temperature = 0.7,
         top_p: TopP = 1.0,
         stop: StopStrings = None,
-        seed: int | None = None,
+        seed: Seed = None,
         adapter: AdapterName = None,
     ) -> AsyncGenerator[str, None]:
         """Stream generated text. Disconnecting aborts the request in the engine."""
@@ -210,7 +212,7 @@ if settings.api_key is not None:
 # After the API key check, so unauthenticated calls never take an admission slot.
 LLMService.add_asgi_middleware(AdmissionMiddleware, admission=admission)
 LLMService.add_asgi_middleware(RequestLimitsMiddleware, limits=RequestLimits.from_settings(settings))
-LLMService.add_asgi_middleware(JsonEndpointsMiddleware, routes=[api.route for api in LLMService.apis.values()])
+LLMService.add_asgi_middleware(JsonEndpointsMiddleware, routes=endpoint_routes(LLMService.apis.values()))
 LLMService.add_asgi_middleware(OpenAPIMiddleware, service=LLMService)
 LLMService.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_failure)
 # Innermost, so that it watches the connection only once the body has reached the endpoint.

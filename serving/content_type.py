@@ -34,6 +34,16 @@ def _media_type(scope: Scope) -> bytes | None:
     return None
 
 
+def endpoint_routes(apis: Iterable[Any]) -> list[str]:
+    """The paths of BentoML endpoints (`Service.apis` values): a task endpoint has five besides its own."""
+    routes: list[str] = []
+    for api in apis:
+        routes.append(api.route)
+        if api.is_task:
+            routes += [f"{api.route}/{action}" for action in ("submit", "status", "get", "retry", "cancel")]
+    return routes
+
+
 def field_path(loc: Iterable[Any]) -> str | None:
     """pydantic's error location as the request field it names: ("items", 0, "text") -> "items[0].text"."""
     path = ""

@@ -84,8 +84,17 @@ def openapi_document(spec: dict[str, Any]) -> dict[str, Any]:
     for name, schema in {**error_schema.pop("$defs"), "ErrorBody": error_schema}.items():
         doc["components"]["schemas"][name] = _openapi30_schema(schema)
     error = {"application/json": {"schema": {"$ref": ERROR_SCHEMA_REF}}}
-    for path_item in doc["paths"].values():
+    operation_ids: set[str] = set()
+    for path, path_item in doc["paths"].items():
         for operation in path_item.values():
+            operation_id = operation.get("operationId")
+            if operation_id in operation_ids:
+                # BentoML gives a task's /cancel the operationId of its /retry; ids must be unique.
+                operation_id = operation["operationId"] = (
+                    f"{operation_id.split('__')[0]}__{path.strip('/').replace('/', '_')}"
+                )
+            if operation_id is not None:
+                operation_ids.add(operation_id)
             for media_type in operation.get("requestBody", {}).get("content", {}).values():
                 media_type["schema"] = _openapi30_schema(media_type.get("schema", {}))
             responses = operation.get("responses", {})

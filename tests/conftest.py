@@ -30,6 +30,7 @@ pytest_plugins = ["tests.s3_fixtures"]
 API_KEY = "test-key-not-secret"
 RESULTS_BUCKET = "service-results"
 STARTUP_TIMEOUT_S = 600
+SERVICE_MAX_CONCURRENCY = 12
 
 
 @dataclass
@@ -88,6 +89,10 @@ def server(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) ->
         # Small and fixed: the CI machine has 2 cores and 24 GiB.
         "KV_CACHE_MEMORY_BYTES": str(1 << 30),
         "MAX_NUM_SEQS": "32",
+        # Small enough for tests/service/test_admission.py to fill cheaply; above any other test's concurrency.
+        "MAX_CONCURRENCY": str(SERVICE_MAX_CONCURRENCY),
+        # Nothing may reach the Hub (schemathesis sends Hub ids to /admin/adapters): fail fast, offline.
+        "HF_HUB_OFFLINE": "1",
     }
     log_path = work / "service.log"
     # In its own process group: its workers and engine processes go down with it.

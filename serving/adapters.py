@@ -196,7 +196,10 @@ class AdapterRegistry:
         self.serving_models = serving_models
         self.cache = settings.cache_dir / "adapters"
         self.infos: dict[str, AdapterInfo] = {}
-        self.store = AdapterStore.parse(settings.adapter_store) if settings.adapter_store else None
+        # Without LoRA in the engine, a store has nothing to load into: unknown names stay 404s.
+        self.store = (
+            AdapterStore.parse(settings.adapter_store) if settings.adapter_store and settings.enable_lora else None
+        )
         self.store_cache = self.cache / "store"
         self.lru = AdapterCache(settings.adapter_cache_bytes)
         # Folders named at start are trusted like adapter_roots: the operator chose them.

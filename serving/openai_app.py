@@ -40,6 +40,9 @@ async def build_openai_app(engine: EngineClient, args: argparse.Namespace) -> An
     await init_app_state(engine, app.state, args, supported_tasks)
     # The adapter store's LoRA resolver raises the service's errors from inside vLLM's handlers (/v1 `model`).
     app.add_exception_handler(ServiceError, _service_error)
+    # build_app already built the middleware stack (its SageMaker bootstrap does), which holds the exception
+    # handlers as they were then: rebuild it, as that bootstrap does, so that this one is in it.
+    app.middleware_stack = app.build_middleware_stack()
     return app
 
 

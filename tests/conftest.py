@@ -29,6 +29,10 @@ pytest_plugins = ["tests.s3_fixtures"]
 
 API_KEY = "test-key-not-secret"
 RESULTS_BUCKET = "service-results"
+# The service's adapter_store (tests/service/test_adapters_on_demand.py fills it); its cache has room for two
+# copies of the bundled adapter (9.8 MB each), not three, so that a third evicts one.
+ADAPTER_STORE_BUCKET = "adapter-store"
+ADAPTER_CACHE_BYTES = 25_000_000
 STARTUP_TIMEOUT_S = 600
 SERVICE_MAX_CONCURRENCY = 12
 
@@ -74,6 +78,7 @@ def viggo_data() -> Path:
 @pytest.fixture(scope="session")
 def server(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServiceUnderTest]:
     moto_server.create_bucket(RESULTS_BUCKET)
+    moto_server.create_bucket(ADAPTER_STORE_BUCKET)
     work = tmp_path_factory.mktemp("service")
     adapter_root = work / "adapters"
     adapter_root.mkdir()
@@ -86,6 +91,8 @@ def server(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) ->
         "S3_ENDPOINT_URL": moto_server.endpoint_url,
         "SPOOL_DIR": str(work / "spool"),
         "ADAPTER_ROOTS": f"{adapter_root},{REPO_ROOT / 'finetune' / 'adapters'}",
+        "ADAPTER_STORE": f"s3://{ADAPTER_STORE_BUCKET}/adapters",
+        "ADAPTER_CACHE_BYTES": str(ADAPTER_CACHE_BYTES),
         # Small and fixed: the CI machine has 2 cores and 24 GiB.
         "KV_CACHE_MEMORY_BYTES": str(1 << 30),
         "MAX_NUM_SEQS": "32",

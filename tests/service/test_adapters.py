@@ -122,7 +122,7 @@ def test_adapter_refusals_name_the_reason(server: ServiceUnderTest, adapter_dir:
         ("bin", pickled, 422, "safetensors"),
         ("outside", outside, 403, "adapter_roots"),
         ("missing", root / "no-such-folder", 404, "does not exist"),
-        ("s3-missing", "s3://adapters/nothing/here", 422, "no objects"),
+        ("s3-missing", "s3://adapters/nothing/here", 404, "no objects"),
         ("bad/name", adapter_dir, 422, "name"),
     ]
     for name, source, status, needle in cases:

@@ -20,6 +20,7 @@ from serving.auth import ApiKeyMiddleware
 from serving.content_type import JsonEndpointsMiddleware, endpoint_routes
 from serving.disconnect import DisconnectMiddleware
 from serving.errors import answers_errors
+from serving.job_protocol import JobId, JobManifest, JobSource, Overwrite
 from serving.lifecycle import EngineGuardMiddleware, Lifecycle, install_serve_hooks
 from serving.openai_app import LateOpenAIApp
 from serving.openapi import OpenAPIMiddleware
@@ -72,6 +73,7 @@ class LLMService:
         from ner.records import EntityRecords
         from serving.engine import build_engine
         from serving.generation import Generator
+        from serving.jobs import Jobs
         from serving.results_store import ResultStore
         from viggo.predictor import ViggoPredictor
 
@@ -85,6 +87,18 @@ class LLMService:
             persist_default=settings.persist_results,
         )
         self.viggo_predictor = ViggoPredictor(self.generator)
+        self.jobs = Jobs(
+            generator=self.generator,
+            engine_alive=lambda: not self.handle.engine.errored,
+            store=self.store,
+            entity_records=self.entity_records,
+            viggo_predictor=self.viggo_predictor,
+            model_name=self.handle.model.name,
+            results_uri=settings.results_uri,
+            input_roots=settings.job_input_roots,
+            s3_endpoint_url=settings.s3_endpoint_url,
+            concurrency=settings.resolved_job_concurrency,
+        )
         lifecycle.attach(self.handle.engine, self.store)
 
     @bentoml.on_startup
@@ -205,6 +219,52 @@ class LLMService:
     async def list_adapters(self) -> list[AdapterView]:
         """The registered LoRA adapters."""
         return [AdapterView.of(info) for info in self.adapters.list()]
+
+    @bentoml.task
+    @answers_errors
+    async def extract_entities_job(
+        self,
+        source: JobSource,
+        adapter: AdapterName = None,
+        overwrite: Overwrite = False,
+        job_id: JobId = None,
+    ) -> JobManifest:
+        """NER over every JSONL record (`{id, body}` or `{id, text}`) of a corpus, stored as /extract_entities
+        stores it; `submit` answers the job id at once. Re-submitted, it skips what is stored (resumes)."""
+        task_id = current_task_id()
+        return await self.jobs.run(
+            self.jobs.ner, source, adapter=adapter, overwrite=overwrite, job_id=job_id, task_id=task_id
+        )
+
+    @bentoml.task
+    @answers_errors
+    async def viggo_job(
+        self,
+        source: JobSource,
+        adapter: AdapterName = None,
+        overwrite: Overwrite = False,
+        job_id: JobId = None,
+    ) -> JobManifest:
+        """ViGGO over every sentence of a CSV (`sentence` or `ref` column) or JSONL corpus, each stored at
+        `{results_uri}/{id}/viggo.json`; `submit` answers the job id at once."""
+        task_id = current_task_id()
+        return await self.jobs.run(
+            self.jobs.viggo,
+            source,
+            adapter=adapter or settings.viggo_adapter,
+            overwrite=overwrite,
+            job_id=job_id,
+            task_id=task_id,
+        )
+
+
+def current_task_id() -> str | None:
+    """The id BentoML gave the task this call runs as (what `submit` answered); None outside a task.
+
+    Read from the service's context, not through a `ctx` parameter: with one, BentoML sends every response with
+    the context's status (200), so a failed job would read as completed.
+    """
+    return getattr(LLMService.context.request.state, "task_id", None)
 
 
 if settings.api_key is not None:

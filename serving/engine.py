@@ -56,6 +56,8 @@ def vllm_cli_args(settings: ServiceSettings, model: ResolvedModel) -> list[str]:
         "--tensor-parallel-size", str(settings.tensor_parallel_size),
         "--seed", str(settings.seed),
         "--enable-prefix-caching" if settings.enable_prefix_caching else "--no-enable-prefix-caching",
+        # Equal priorities schedule as fcfs does; extraction jobs run below interactive requests (serving/jobs.py).
+        "--scheduling-policy", "priority",
     ]  # fmt: skip
     if settings.kv_cache_memory_bytes:
         args += ["--kv-cache-memory-bytes", str(settings.kv_cache_memory_bytes)]

@@ -8,7 +8,8 @@ CLI is PID 1, the process Kubernetes and BentoCloud send SIGTERM to at every sca
 Without the hooks here, SIGTERM to the CLI made circus send SIGTERM to the worker *and to its children*: the
 engine core aborted every request at once (`/v1` streams ended with `finish_reason: abort`, `/generate`
 streams looked finished), the CLI exited before the engine's own workers, and a worker that failed to start
-was restarted forever. Two halves fix this:
+was restarted forever (outside a container; inside one, circus gave up with an unrelated traceback). Two
+halves fix this:
 
 - In the CLI (`install_serve_hooks`, called when service.py is imported, which the CLI does): BentoML creates
   the worker's circus watcher through `bentoml.serving.create_watcher`, looked up when `serve` runs, so
@@ -61,7 +62,7 @@ STARTUP_FAILED_EXIT = 3
 # Beyond the grace period: stopping the engine and the worker's exit (a few seconds on CPU and GPU).
 WORKER_EXIT_MARGIN_S = 30.0
 # After the cut, how long the aborted requests get to send their last bytes before uvicorn shuts down.
-CUT_SETTLE_S = 5.0
+CUT_SETTLE_S = 2.0
 # The spool flush gets what is left of the grace period, but at least this.
 MIN_FLUSH_S = 1.0
 ENGINE_WATCH_INTERVAL_S = 1.0
@@ -72,7 +73,7 @@ PR_SET_CHILD_SUBREAPER = 36
 
 
 class _ServeProcess:
-    """State of the CLI process: the exit status it owes, and the descendants it must outlive."""
+    """State of the CLI process: whether the hooks are in place, and the exit status it owes."""
 
     exit_status = 0
     hooked = False

@@ -33,11 +33,12 @@ from tests.s3_fixtures import FAKE_AWS_ENV, MotoServer
 
 pytestmark = pytest.mark.engine
 
-# Ample for the short requests even on a loaded machine; the long streams outlast it on any CPU (the default
-# model decodes at most ~40 tokens/s per stream here, so 4,000 tokens take well over 60 s).
-GRACE_S = 60
+# Ample for the short requests even on a loaded machine (at a load of 20 on 2 cores, 60 s was not enough for
+# the NER batch); the long streams outlast it on any CPU (the default model decodes at most ~40 tokens/s per
+# stream here, so 8,000 tokens take well over 120 s).
+GRACE_S = 120
 SHORT_TOKENS = 16
-LONG_TOKENS = 4000
+LONG_TOKENS = 8000
 # A prompt the model continues without ever ending its answer, so that /generate's length is max_tokens too.
 PROMPT = "Count from 1 to 1000: 1, 2, 3,"
 MODEL_NAME = "SmolLM2-135M-Instruct"
@@ -95,7 +96,8 @@ def service_env(moto: MotoServer, tmp_path_factory: pytest.TempPathFactory) -> d
         "S3_ENDPOINT_URL": moto.endpoint_url,
         "SPOOL_DIR": str(tmp_path_factory.mktemp("spool")),  # the volume that outlives a replica
         "SHUTDOWN_GRACE_S": str(GRACE_S),
-        "MAX_MODEL_LEN": "4096",  # room for LONG_TOKENS
+        "MAX_MODEL_LEN": "8192",  # room for LONG_TOKENS
+        "KV_CACHE_MEMORY_BYTES": str(1 << 30),  # and for two such streams at once
     }
 
 

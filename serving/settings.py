@@ -158,7 +158,11 @@ class ServiceSettings(BaseSettings):
     results_uri: str = Field("results", description="s3://bucket/prefix or a local directory for persisted results.")
     s3_endpoint_url: str | None = Field(None, description="For MinIO and other S3-compatible stores.")
     persist_results: bool = True
-    spool_dir: Path | None = Field(None, description="Where results wait when S3 is down; default cache_dir/spool.")
+    spool_dir: Path | None = Field(
+        None,
+        description="Where results wait when S3 is down; default cache_dir/spool. In a container, mount a volume "
+        "that outlives the replica here: a replica started on it uploads what a lost one left.",
+    )
 
     # --- extraction jobs ---------------------------------------------------------------------
     job_concurrency: Annotated[int, Ge(1)] | None = Field(

@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Probes and scrapes must answer whatever the load, and while draining (readiness says 503 itself).
-EXEMPT_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/docs", "/docs.json"})
+EXEMPT_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/docs", "/docs.json", "/schema.json"})
 EXEMPT_PREFIXES = ("/static_content/",)
 
 REJECTED = Counter("admission_rejected", "Requests refused at the front door.", ["reason"])

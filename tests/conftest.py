@@ -100,6 +100,9 @@ def server(moto_server: MotoServer, tmp_path_factory: pytest.TempPathFactory) ->
         "MAX_CONCURRENCY": str(SERVICE_MAX_CONCURRENCY),
         # Nothing may reach the Hub (schemathesis sends Hub ids to /admin/adapters): fail fast, offline.
         "HF_HUB_OFFLINE": "1",
+        # Every `bentoml serve` wipes its home's Prometheus folder at start: services that other tests start
+        # (tests/lifecycle) must not empty this one's /metrics, so each has a home of its own.
+        "BENTOML_HOME": str(work / "bentoml-home"),
     }
     log_path = work / "service.log"
     # In its own process group: its workers and engine processes go down with it.

@@ -97,7 +97,9 @@ def launch(env: dict[str, str], log_path: Path) -> Serve:
         proc = subprocess.Popen(
             service_command(port),
             cwd=REPO_ROOT,
-            env={**os.environ, **SMALL_ENGINE, **env},
+            # Its own BENTOML_HOME: every `bentoml serve` wipes its home's Prometheus folder at start, which
+            # would empty the shared test service's /metrics (vLLM's series live there too).
+            env={**os.environ, **SMALL_ENGINE, "BENTOML_HOME": str(log_path.parent / "bentoml-home"), **env},
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,

@@ -134,13 +134,18 @@ class Generator:
     async def _text_pieces(
         self, prompt_ids: list[int], params: SamplingParams, adapter: str | None
     ) -> AsyncGenerator[str, None]:
+        from vllm.sampling_params import RequestOutputKind
+
+        # Each output carries only the text that is new since the last one (vLLM merges the steps a slow reader
+        # missed): no cumulative text and token list rebuilt by vLLM and re-sliced here for every chunk.
+        params.output_kind = RequestOutputKind.DELTA
         sent = 0
         try:
             async for output in self.stream(prompt_ids, params, adapter=adapter):
                 text = output.outputs[0].text
-                if len(text) > sent:
-                    yield text[sent:]
-                    sent = len(text)
+                if text:
+                    sent += len(text)
+                    yield text
         except Exception as exc:
             raise StreamCut(f"the stream was cut after {sent} characters: {exc}") from exc
 
@@ -161,7 +166,8 @@ class Generator:
         adapter: str | None = None,
         request_id: str | None = None,
     ) -> AsyncIterator[RequestOutput]:
-        """Yield cumulative outputs; cancelling the consumer aborts the engine request."""
+        """Yield the engine's outputs (cumulative unless `params.output_kind` asks for deltas); cancelling the
+        consumer aborts the engine request."""
         self.check_length(prompt_ids, params.max_tokens or 0)
         lora: LoRARequest | None = await self.adapters.resolve(adapter)
         request_id = request_id or uuid.uuid4().hex

@@ -5,7 +5,7 @@
 # Environment: OUT (results come back from there), LABEL (results key of the service, default "service"),
 # LIMIT (seconds the bench may run, default 540).
 # The code run is a snapshot, .device-carry/snap.tar (`git archive HEAD`), when carried, so that edits in
-# progress in the shared checkout never reach a timed run; files under .device-carry/overlay/ replace the
+# progress in the shared checkout never reach a timed run; files under .device-carry/$OVERLAY/ replace the
 # snapshot's (a variant under test). py-spy (wheel in .device-carry/pyspy) samples the serving process for
 # 3.5 s inside the first repetition's short-prompt concurrency-256 level of each path.
 set -uo pipefail
@@ -22,7 +22,7 @@ if [ ! -f $M/tokenizer.json ]; then rm -rf $M; cp -r "$C/llama-8b-shape" $M && g
 export MODEL=${MODEL:-$M} VLLM_ARGS=${VLLM_ARGS:---load-format dummy} ENABLE_PREFIX_CACHING=${ENABLE_PREFIX_CACHING:-false}
 if [ -f "$C/snap.tar" ]; then
   rm -rf /tmp/snap && mkdir /tmp/snap && tar -xf "$C/snap.tar" -C /tmp/snap || exit 4
-  [ -d "$C/overlay" ] && cp -rv "$C/overlay/." /tmp/snap/
+  [ -n "${OVERLAY:-}" ] && cp -rv "$C/$OVERLAY/." /tmp/snap/
   cd /tmp/snap
 fi
 if [ -d "$C/pyspy" ] && [ ! -x /tmp/pyspy/bin/py-spy ]; then
@@ -40,14 +40,14 @@ sample() {  # $1: log line after which the level to sample starts, $2: output na
   sleep 1.0  # the next level's prompts are made and its requests reach full concurrency
   local pid
   if [ "$PHASE" = raw ]; then pid=$(pgrep -f "bench.vllm_cli serve" | head -1); else pid=$(pgrep -f "_bentoml_impl.worker.service" | head -1); fi
-  py-spy record -p "$pid" -d 3.5 -r 250 --nonblocking -f raw -o "$OUT/$2.txt" >/dev/null 2>&1 || echo "py-spy failed"
+  py-spy record -p "$pid" -d 4 -r 250 --nonblocking -f raw -o "$OUT/$2.txt" >"$WORK/err-$2.txt" 2>&1 || { echo "py-spy failed (pid $pid)"; tail -3 "$WORK/err-$2.txt"; }
 }
 if command -v py-spy >/dev/null; then
   if [ "$PHASE" = raw ]; then
-    sample "rep 1/3 short c=64 /v1/completions" pyspy-raw-v1-c256 &
+    sample "rep 1/[0-9]* short c=64 /v1/completions" pyspy-raw-v1-c256 &
   else
-    sample "rep 1/3 short c=64 /generate" "pyspy-$LABEL-v1-c256" &
-    sample "rep 1/3 short c=256 /v1/completions" "pyspy-$LABEL-generate-c256" &
+    sample "rep 1/[0-9]* short c=64 /generate" "pyspy-$LABEL-v1-c256" &
+    sample "rep 1/[0-9]* short c=256 /v1/completions" "pyspy-$LABEL-generate-c256" &
   fi
 fi
 # SIGINT at the limit: bench's own clean-up stops the server it started (it runs in a session of its own and

@@ -173,7 +173,9 @@ def _outlive_descendants() -> None:
     log.info("bentoml serve exits (status %d)", _ServeProcess.exit_status)
     logging.shutdown()
     if _ServeProcess.exit_status:
-        # The CLI's own code returns normally once circus stops; this handler, registered first, runs last.
+        # BentoML's CLI has no say in its exit status after a failed start (circus' exception gives 1): the
+        # owed status can only be set here. os._exit skips the exit handlers registered before this one,
+        # which is why logging was flushed above.
         os._exit(_ServeProcess.exit_status)
 
 
@@ -190,7 +192,6 @@ class Lifecycle:
         self.engine: AsyncLLM | None = None
         self.store: ResultStore | None = None
         self._engine_stopped = False
-        self._engine_death_logged = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     def attach(self, engine: AsyncLLM, store: ResultStore) -> None:

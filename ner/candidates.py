@@ -8,8 +8,11 @@ precision here: the model labels a wrong candidate "none", but it can never add 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from ner.decoding import Label
 
 _MONTH_NAMES = "January|February|March|April|May|June|July|August|September|October|November|December"
 _MONTH = rf"(?:{_MONTH_NAMES}|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?)"
@@ -298,6 +301,30 @@ def alternatives(candidate: Candidate) -> tuple[Candidate, Candidate] | None:
                 Candidate(right, start + after.start(), candidate.end, "name"),
             )
     return None
+
+
+# A name right after one of these is a place or an organization ("in Vigo", "near Kaub"), never a person;
+# one right after a title or honorific is a person ("Dr. Jane Goodall", "Pope Francis").
+_PLACE_PREPOSITIONS = frozenset(["in", "near", "outside", "across", "throughout", "around"])
+_BEFORE = re.compile(r"([^\W\d_]+)\.?\s+$")
+
+
+def context_labels(text: str, candidates: Sequence[Candidate]) -> dict[str, tuple[Label, ...]]:
+    """Labels a name may take when every occurrence of it is preceded by such a word (else no entry)."""
+    seen: dict[str, set[tuple[Label, ...]]] = {}
+    for candidate in candidates:
+        if candidate.kind != "name":
+            continue
+        before = _BEFORE.search(text[max(0, candidate.start - 20) : candidate.start])
+        word = before.group(1).casefold() if before else ""
+        if word in _PLACE_PREPOSITIONS:
+            labels: tuple[Label, ...] = ("organization", "location", "none")
+        elif word in _TITLES:
+            labels = ("person", "none")
+        else:
+            labels = ()
+        seen.setdefault(candidate.text, set()).add(labels)
+    return {name: next(iter(options)) for name, options in seen.items() if len(options) == 1 and () not in options}
 
 
 def unique_texts(candidates: list[Candidate], kind: Literal["name", "date"]) -> list[str]:

@@ -22,16 +22,20 @@ Label = Literal["person", "organization", "location", "none"]
 NAME_LABELS: tuple[Label, ...] = ("person", "organization", "location", "none")
 
 
-def labelling_schema(names: Sequence[str]) -> dict[str, Any]:
+def labelling_schema(names: Sequence[str], allowed: Mapping[str, Sequence[Label]] | None = None) -> dict[str, Any]:
+    """`allowed` narrows the labels of some names (context the text gives away; `ner.candidates.context_labels`)."""
+    allowed = allowed or {}
     return {
         "type": "object",
-        "properties": {name: {"enum": list(NAME_LABELS)} for name in names},
+        "properties": {name: {"enum": list(allowed.get(name, NAME_LABELS))} for name in names},
         "required": list(names),
         "additionalProperties": False,
     }
 
 
-def labelling_params(names: Sequence[str], max_tokens: int) -> SamplingParams:
+def labelling_params(
+    names: Sequence[str], max_tokens: int, allowed: Mapping[str, Sequence[Label]] | None = None
+) -> SamplingParams:
     from vllm import SamplingParams
     from vllm.sampling_params import StructuredOutputsParams
 
@@ -39,7 +43,7 @@ def labelling_params(names: Sequence[str], max_tokens: int) -> SamplingParams:
         temperature=0,
         max_tokens=max_tokens,
         logprobs=0,  # the chosen token's log-probability only: what `label_scores` reads
-        structured_outputs=StructuredOutputsParams(json=labelling_schema(names), disable_any_whitespace=True),
+        structured_outputs=StructuredOutputsParams(json=labelling_schema(names, allowed), disable_any_whitespace=True),
     )
 
 

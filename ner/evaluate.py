@@ -78,6 +78,7 @@ class Report:
     errors: list[dict[str, str]] = field(default_factory=list)
     # Per item and type: the gold entities, and each predicted entity with its score (for the curve).
     scored: list[dict[str, tuple[set[str], dict[str, float]]]] = field(default_factory=list)
+    mistakes: list[dict[str, Any]] = field(default_factory=list)
 
     def add(self, gold: GoldItem, prediction: Prediction) -> None:
         self.items += 1
@@ -104,6 +105,10 @@ class Report:
             counts.tp += len(expected & found)
             counts.fp += len(found - expected)
             counts.fn += len(expected - found)
+            if expected != found:
+                self.mistakes.append(
+                    {"id": gold.id, "type": name, "missed": sorted(expected - found), "wrong": sorted(found - expected)}
+                )
 
     def curve(self, thresholds: Sequence[float] = THRESHOLDS) -> list[dict[str, float]]:
         """Micro precision/recall/F1 if entities scored below each threshold were left out."""
@@ -129,6 +134,7 @@ class Report:
             "schema_valid_rate": self.valid / self.items if self.items else 0.0,
             "dropped": self.dropped,
             "errors": self.errors,
+            "mistakes": self.mistakes,
         }
 
 

@@ -192,12 +192,13 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
 }
 
 
-async def run(paths: Sequence[Path], only: Sequence[str]) -> dict[str, Any]:
+async def run(paths: Sequence[Path], only: Sequence[str], *, eager: bool = False) -> dict[str, Any]:
     from serving.engine import local_generator
     from serving.settings import ServiceSettings
 
     results: dict[str, Any] = {}
-    with local_generator(ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64)) as gen:
+    settings = ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64, enforce_eager=eager)
+    with local_generator(settings) as gen:
         for name, make in VARIANTS.items():
             if only and name not in only:
                 continue
@@ -213,8 +214,9 @@ def main() -> None:
     parser.add_argument("--data", type=Path, nargs="+", required=True, help="one or more gold sets")
     parser.add_argument("--only", nargs="*", default=[], help="names of the variants to run (default: all)")
     parser.add_argument("--json-out", type=Path)
+    parser.add_argument("--eager", action="store_true", help="skip torch.compile (starts in far less time)")
     args = parser.parse_args()
-    results = asyncio.run(run(args.data, args.only))
+    results = asyncio.run(run(args.data, args.only, eager=args.eager))
     if args.json_out:
         args.json_out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ner.candidates import propose, unique_texts
+from ner.candidates import context_labels, propose, unique_texts
 from ner.decoding import label_scores, labelling_params, read_labels
 from ner.documents import Part, halves, pack
 from ner.grounding import ground, normal
@@ -122,7 +122,8 @@ class EntityExtractor:
             raise _PromptTooLong(len(prompt_ids))
         budget, retries = min(self.max_tokens, room), 0
         while True:
-            output = await self.generator.complete(prompt_ids, labelling_params(names, budget), adapter=adapter)
+            params = labelling_params(names, budget, context_labels(text, candidates))
+            output = await self.generator.complete(prompt_ids, params, adapter=adapter)
             if output.finish_reason != "length":
                 break
             if budget >= room:

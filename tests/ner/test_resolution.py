@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from ner.candidates import alternatives, propose
-from ner.decoding import Label, answer_json
+from ner.candidates import alternatives, context_labels, propose
+from ner.decoding import Label, answer_json, labelling_params
 from ner.extractor import EntityExtractor
 from ner.resolution import Labelled, labelling_names, merge, resolve
 from tests.fakes import Completion, ScriptedGenerator
@@ -71,3 +71,20 @@ def test_the_extractor_reports_both_sides_with_their_spans() -> None:
     assert [(s.text, s.start) for s in extraction.spans] == [
         ("Angela Merkel", 0), ("Tim Cook", 18), ("Apple", 30), ("Berlin", 39),
     ]  # fmt: skip
+
+
+def test_context_narrows_the_labels_a_name_may_take() -> None:
+    text = "Dr. Jane Goodall met Pope Francis in Vigo, near Kaub. Berlin hosted it in Berlin. He spoke in the Hague."
+    allowed = context_labels(text, propose(text))
+    assert allowed == {
+        "Jane Goodall": ("person", "none"),
+        "Francis": ("person", "none"),
+        "Vigo": ("organization", "location", "none"),
+        "Kaub": ("organization", "location", "none"),
+    }  # "Berlin" also starts a sentence, so it keeps every label
+    params = labelling_params(["Vigo", "Berlin"], 32, allowed)
+    assert params.structured_outputs is not None
+    schema = params.structured_outputs.json
+    assert isinstance(schema, dict)
+    assert schema["properties"]["Vigo"]["enum"] == ["organization", "location", "none"]
+    assert schema["properties"]["Berlin"]["enum"] == ["person", "organization", "location", "none"]

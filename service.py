@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator
-from typing import Annotated
+from typing import Annotated, cast
 
 import bentoml
 from annotated_types import Ge, Le
@@ -258,22 +258,26 @@ class LLMService:
         )
 
 
+# mypy does not apply class decorators (python/mypy#3135): what `bentoml.service` made of the class.
+llm_service = cast("bentoml.Service[LLMService]", LLMService)
+
+
 def current_task_id() -> str | None:
     """The id BentoML gave the task this call runs as (what `submit` answered); None outside a task.
 
     Read from the service's context, not through a `ctx` parameter: with one, BentoML sends every response with
     the context's status (200), so a failed job would read as completed.
     """
-    return getattr(LLMService.context.request.state, "task_id", None)
+    return getattr(llm_service.context.request.state, "task_id", None)
 
 
 if settings.api_key is not None:
-    LLMService.add_asgi_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
+    llm_service.add_asgi_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
 # After the API key check, so unauthenticated calls never take an admission slot.
-LLMService.add_asgi_middleware(AdmissionMiddleware, admission=admission)
-LLMService.add_asgi_middleware(RequestLimitsMiddleware, limits=RequestLimits.from_settings(settings))
-LLMService.add_asgi_middleware(JsonEndpointsMiddleware, routes=endpoint_routes(LLMService.apis.values()))
-LLMService.add_asgi_middleware(OpenAPIMiddleware, service=LLMService)
-LLMService.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_failure)
+llm_service.add_asgi_middleware(AdmissionMiddleware, admission=admission)
+llm_service.add_asgi_middleware(RequestLimitsMiddleware, limits=RequestLimits.from_settings(settings))
+llm_service.add_asgi_middleware(JsonEndpointsMiddleware, routes=endpoint_routes(llm_service.apis.values()))
+llm_service.add_asgi_middleware(OpenAPIMiddleware, service=LLMService)
+llm_service.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_failure)
 # Innermost, so that it watches the connection only once the body has reached the endpoint.
-LLMService.add_asgi_middleware(DisconnectMiddleware)
+llm_service.add_asgi_middleware(DisconnectMiddleware)

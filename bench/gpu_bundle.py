@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-INSTALLER = '''#!/usr/bin/env python3
+INSTALLER = """#!/usr/bin/env python3
 # install-bundle, for pieces (python3 ib.py NUM_PIECES pieceK.tar ...); private stage/site paths.
 import io, lzma, subprocess, sys, tarfile
 from pathlib import Path
@@ -43,7 +43,7 @@ wheels = sorted(str(w) for w in (STAGE / "wheels").glob("*.whl"))
 subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-index", "--no-deps", "--no-compile",
                 "--upgrade", "--target", str(SITE), *wheels], check=True)
 print(f"installed into {SITE}: export PYTHONPATH={SITE} VLLM_USE_FLASHINFER_SAMPLER=0")
-'''
+"""
 
 
 def main() -> None:
@@ -56,8 +56,14 @@ def main() -> None:
         for part in sorted(args.bundle.glob("part*.tar")):
             with tarfile.open(part) as tar:
                 tar.extractall(tmp, filter="data")
-        files = sorted(((os.path.getsize(os.path.join(d, f)), os.path.relpath(os.path.join(d, f), tmp))
-                        for d, _, fs in os.walk(tmp) for f in fs), reverse=True)
+        files = sorted(
+            (
+                (os.path.getsize(os.path.join(d, f)), os.path.relpath(os.path.join(d, f), tmp))
+                for d, _, fs in os.walk(tmp)
+                for f in fs
+            ),
+            reverse=True,
+        )
         pieces: list[list] = []
         for size, rel in files:  # first fit, largest first
             for piece in pieces:

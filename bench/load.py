@@ -13,9 +13,9 @@ the shared test server with it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -46,8 +46,9 @@ class Target:
         return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
 
 
-def bench_serve_flags(target: Target, input_len: int, output_len: int, result_dir: Path, seed: int = 0,
-                      num_warmups: int = 1) -> list[str]:
+def bench_serve_flags(
+    target: Target, input_len: int, output_len: int, result_dir: Path, seed: int = 0, num_warmups: int = 1
+) -> list[str]:
     """`vllm bench serve` flags (without --max-concurrency / --num-prompts, added per level)."""
     return [
         "--backend", "openai", "--endpoint", "/v1/completions", "--base-url", target.url,
@@ -59,8 +60,17 @@ def bench_serve_flags(target: Target, input_len: int, output_len: int, result_di
     ]  # fmt: skip
 
 
-def serving_load(target: Target, concurrencies: list[int], prompts_expr: str, input_len: int, output_len: int,
-                 work_dir: Path, label: str, timeout_s: float = 3600, num_warmups: int = 1) -> list[dict[str, Any]]:
+def serving_load(
+    target: Target,
+    concurrencies: list[int],
+    prompts_expr: str,
+    input_len: int,
+    output_len: int,
+    work_dir: Path,
+    label: str,
+    timeout_s: float = 3600,
+    num_warmups: int = 1,
+) -> list[dict[str, Any]]:
     """vllm bench serve at each concurrency (one subprocess); one dict of figures per concurrency."""
     work_dir.mkdir(parents=True, exist_ok=True)
     out = work_dir / f"{label}-serving.json"
@@ -68,8 +78,16 @@ def serving_load(target: Target, concurrencies: list[int], prompts_expr: str, in
     env = dict(os.environ)
     if target.api_key:
         env["OPENAI_API_KEY"] = target.api_key  # vllm bench serve sends it as a Bearer token
-    cmd = [sys.executable, "-m", "bench.vllm_runner", str(out), ",".join(map(str, concurrencies)), prompts_expr,
-           "--", *flags]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bench.vllm_runner",
+        str(out),
+        ",".join(map(str, concurrencies)),
+        prompts_expr,
+        "--",
+        *flags,
+    ]
     log = work_dir / f"{label}-bench-serve.log"
     with log.open("w") as f:
         proc = subprocess.run(cmd, cwd=REPO_ROOT, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=timeout_s)
@@ -89,11 +107,24 @@ def serving_load(target: Target, concurrencies: list[int], prompts_expr: str, in
 def bench_serve_command(target: Target, c: int, n: int, input_len: int, output_len: int) -> str:
     """The equivalent stand-alone command line, for the record."""
     flags = bench_serve_flags(target, input_len, output_len, Path("RESULT_DIR"))
-    return " ".join(["python", "-m", "vllm.entrypoints.cli.main", "bench", "serve", *flags,
-                     "--max-concurrency", str(c), "--num-prompts", str(n)])
+    return " ".join(
+        [
+            "python",
+            "-m",
+            "vllm.entrypoints.cli.main",
+            "bench",
+            "serve",
+            *flags,
+            "--max-concurrency",
+            str(c),
+            "--num-prompts",
+            str(n),
+        ]
+    )
 
 
 # --- own load loop (structured decoding, task endpoints) --------------------------------------------------------
+
 
 def percentile(values: list[float], p: float) -> float | None:
     if not values:
@@ -104,8 +135,9 @@ def percentile(values: list[float], p: float) -> float | None:
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
 
 
-async def _drive(url: str, headers: dict[str, str], bodies: list[dict[str, Any]], concurrency: int,
-                 timeout_s: float) -> dict[str, Any]:
+async def _drive(
+    url: str, headers: dict[str, str], bodies: list[dict[str, Any]], concurrency: int, timeout_s: float
+) -> dict[str, Any]:
     """POST every body (at most `concurrency` in flight); wall time, latencies, statuses, usage tokens."""
     import aiohttp
 
@@ -123,16 +155,14 @@ async def _drive(url: str, headers: dict[str, str], bodies: list[dict[str, Any]]
                 async with session.post(url, json=body, headers=headers) as response:
                     payload = await response.read()
                     status = str(response.status)
-            except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, aiohttp.ClientError) as exc:
                 status, payload = type(exc).__name__, b""
             elapsed = time.perf_counter() - start
         statuses[status] = statuses.get(status, 0) + 1
         if status == "200":
             latencies.append(elapsed)
-            try:
+            with contextlib.suppress(ValueError, AttributeError):
                 tokens += int(json.loads(payload).get("usage", {}).get("completion_tokens", 0))
-            except (ValueError, AttributeError):
-                pass
         elif len(errors) < 3:
             errors.append(f"{status}: {payload[:300].decode(errors='replace')}")
 
@@ -145,7 +175,8 @@ async def _drive(url: str, headers: dict[str, str], bodies: list[dict[str, Any]]
     result: dict[str, Any] = {
         "concurrency": concurrency, "requests": len(bodies), "ok": ok, "statuses": statuses,
         "duration": round(wall, 3), "request_throughput": ok / wall if wall else 0.0,
-        "p50_latency_ms": (percentile(latencies, 50) or 0) * 1000, "p99_latency_ms": (percentile(latencies, 99) or 0) * 1000,
+        "p50_latency_ms": (percentile(latencies, 50) or 0) * 1000,
+        "p99_latency_ms": (percentile(latencies, 99) or 0) * 1000,
     }  # fmt: skip
     if tokens:
         result.update(output_tokens=tokens, output_throughput=tokens / wall, mean_output_tokens=tokens / max(ok, 1))
@@ -154,8 +185,9 @@ async def _drive(url: str, headers: dict[str, str], bodies: list[dict[str, Any]]
     return result
 
 
-def drive(url: str, headers: dict[str, str], bodies: list[dict[str, Any]], concurrency: int,
-          timeout_s: float = 1800) -> dict[str, Any]:
+def drive(
+    url: str, headers: dict[str, str], bodies: list[dict[str, Any]], concurrency: int, timeout_s: float = 1800
+) -> dict[str, Any]:
     return asyncio.run(_drive(url, headers, bodies, concurrency, timeout_s))
 
 
@@ -199,26 +231,43 @@ def chat_bodies(model: str, n: int, max_tokens: int, constrained: bool) -> list[
                           f"dates in this sentence as JSON, then summarize it: {sentence}"}],
         }  # fmt: skip
         if constrained:
-            body["response_format"] = {"type": "json_schema", "json_schema": {"name": "entities", "schema": ENTITY_SCHEMA}}
+            body["response_format"] = {
+                "type": "json_schema",
+                "json_schema": {"name": "entities", "schema": ENTITY_SCHEMA},
+            }
         bodies.append(body)
     return bodies
 
 
-def structured_load(target: Target, concurrencies: list[int], prompts_expr: str, max_tokens: int) -> list[dict[str, Any]]:
+def structured_load(
+    target: Target, concurrencies: list[int], prompts_expr: str, max_tokens: int
+) -> list[dict[str, Any]]:
     """Free vs JSON-schema-constrained chat completions, same prompts and max_tokens, per concurrency."""
     url = f"{target.url}/v1/chat/completions"
     headers = target.headers()
     # Warm-up: the grammar's first compilation and the first chat request stay out of the figures.
-    for constrained in (False, True):
-        drive(url, headers, chat_bodies(target.model, 2, 8, constrained), 2)
+    for warm_constrained in (False, True):
+        drive(url, headers, chat_bodies(target.model, 2, 8, warm_constrained), 2)
     rows = []
     for c in concurrencies:
-        n = int(eval(prompts_expr, {"max": max, "min": min}, {"C": c}))  # noqa: S307
+        n = int(eval(prompts_expr, {"max": max, "min": min}, {"C": c}))
         free = drive(url, headers, chat_bodies(target.model, n, max_tokens, False), c)
         constrained = drive(url, headers, chat_bodies(target.model, n, max_tokens, True), c)
-        ratio = (constrained.get("output_throughput", 0) / free["output_throughput"]) if free.get("output_throughput") else None
-        rows.append({"concurrency": c, "num_prompts": n, "max_tokens": max_tokens, "free": free,
-                     "constrained": constrained, "ratio": ratio})
+        ratio = (
+            (constrained.get("output_throughput", 0) / free["output_throughput"])
+            if free.get("output_throughput")
+            else None
+        )
+        rows.append(
+            {
+                "concurrency": c,
+                "num_prompts": n,
+                "max_tokens": max_tokens,
+                "free": free,
+                "constrained": constrained,
+                "ratio": ratio,
+            }
+        )
     return rows
 
 
@@ -243,8 +292,11 @@ def task_load(target: Target, concurrency: int, n: int) -> dict[str, Any]:
         url = f"{target.url}/{name}"
         probe = drive(url, headers, [body(0)], 1, timeout_s=600)  # also warms the endpoint
         if probe["ok"] != 1:
-            results[name] = {"measured": False, "reason": f"probe answered {probe['statuses']}",
-                             "errors": probe.get("errors", [])}
+            results[name] = {
+                "measured": False,
+                "reason": f"probe answered {probe['statuses']}",
+                "errors": probe.get("errors", []),
+            }
             continue
         figures = drive(url, headers, [body(i) for i in range(n)], concurrency)
         figures.pop("output_tokens", None)

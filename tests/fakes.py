@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from serving.generation import AdapterResolver, Generator, LocalAdapters
 
@@ -59,8 +59,9 @@ class ScriptedGenerator:
     def encode(self, text: str) -> list[int]:
         return [ord(char) for char in text]
 
-    # The real check: the code under test must handle what the service's Generator raises.
-    check_length = Generator.check_length
+    def check_length(self, prompt_ids: Sequence[int], max_tokens: int, field: str = "max_tokens") -> None:
+        # The service's own check (it reads only max_model_len): the code under test meets the real error.
+        Generator.check_length(cast(Generator, self), prompt_ids, max_tokens, field)
 
     async def complete(
         self, prompt_ids: Sequence[int], params: SamplingParams, *, adapter: str | None = None

@@ -14,8 +14,10 @@ from serving.errors import RequestError
 from tests.fakes import Completion, ScriptedGenerator
 
 
-def _extract(generator: ScriptedGenerator, text: str, *, max_text_chars: int = 500, **kwargs: int) -> Extraction:
-    extractor = EntityExtractor(generator, max_text_chars=max_text_chars, **kwargs)
+def _extract(
+    generator: ScriptedGenerator, text: str, *, max_text_chars: int = 500, max_tokens: int = 256
+) -> Extraction:
+    extractor = EntityExtractor(generator, max_text_chars=max_text_chars, max_tokens=max_tokens)
     return asyncio.run(extractor.extract(text))
 
 

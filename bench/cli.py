@@ -27,22 +27,50 @@ RESULTS_DIR = Path(__file__).resolve().parent / "results"
 RUNS_DIR = Path(__file__).resolve().parent / "runs"
 
 PROFILES: dict[str, dict[str, Any]] = {
-    "cpu": dict(concurrency="1,4,16,64", input_len=128, output_len=64, prompts="max(8,4*C)",
-                structured_concurrency="16,64", structured_prompts="C", structured_max_tokens=48,
-                task_concurrency=8, task_requests=16, machine="cpu-2core",
-                stream_shapes="short:32:32", stream_concurrency="1,4,16", stream_prompts="max(4,2*C)", repeats=1,
-                engine_env={"KV_CACHE_MEMORY_BYTES": str(2 << 30), "MAX_NUM_SEQS": "64"}),
-    "gpu": dict(concurrency="1,4,16,64,256", input_len=512, output_len=128, prompts="max(16,2*C)",
-                structured_concurrency="16,64,256", structured_prompts="2*C", structured_max_tokens=96,
-                task_concurrency=64, task_requests=256, machine="gpu",
-                stream_shapes="long:512:128,short:32:128", stream_concurrency="1,4,16,64,256",
-                stream_prompts="max(8,2*C)", repeats=3, engine_env={}),
+    "cpu": {
+        "concurrency": "1,4,16,64",
+        "input_len": 128,
+        "output_len": 64,
+        "prompts": "max(8,4*C)",
+        "structured_concurrency": "16,64",
+        "structured_prompts": "C",
+        "structured_max_tokens": 48,
+        "task_concurrency": 8,
+        "task_requests": 16,
+        "machine": "cpu-2core",
+        "stream_shapes": "short:32:32",
+        "stream_concurrency": "1,4,16",
+        "stream_prompts": "max(4,2*C)",
+        "repeats": 1,
+        "engine_env": {"KV_CACHE_MEMORY_BYTES": str(2 << 30), "MAX_NUM_SEQS": "64"},
+    },
+    "gpu": {
+        "concurrency": "1,4,16,64,256",
+        "input_len": 512,
+        "output_len": 128,
+        "prompts": "max(16,2*C)",
+        "structured_concurrency": "16,64,256",
+        "structured_prompts": "2*C",
+        "structured_max_tokens": 96,
+        "task_concurrency": 64,
+        "task_requests": 256,
+        "machine": "gpu",
+        "stream_shapes": "long:512:128,short:32:128",
+        "stream_concurrency": "1,4,16,64,256",
+        "stream_prompts": "max(8,2*C)",
+        "repeats": 3,
+        "engine_env": {},
+    },
 }
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--profile", choices=sorted(PROFILES), default=None, help="defaults set (default: cpu on CPU, gpu on GPU)")
+    p = argparse.ArgumentParser(
+        prog="python -m bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--profile", choices=sorted(PROFILES), default=None, help="defaults set (default: cpu on CPU, gpu on GPU)"
+    )
     p.add_argument("--machine", help="results name: bench/results/<machine>.json/.md/-*.png")
     p.add_argument("--systems", default="raw,service", help="which to start, in order (raw, service)")
     p.add_argument("--concurrency", help="comma-separated max concurrencies for vllm bench serve")
@@ -57,12 +85,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--stream-shapes", help="one-client streaming load: NAME:INPUT_LEN:OUTPUT_LEN,... ('' to skip)")
     p.add_argument("--stream-concurrency", help="concurrencies of the streaming load")
     p.add_argument("--stream-prompts", help="prompts per streaming level, an expression of C")
-    p.add_argument("--stream-endpoints", default="completions,generate",
-                   help="streaming paths on the service (raw vLLM gets completions only)")
+    p.add_argument(
+        "--stream-endpoints",
+        default="completions,generate",
+        help="streaming paths on the service (raw vLLM gets completions only)",
+    )
     p.add_argument("--repeats", type=int, help="repetitions of every streaming level (median and min-max reported)")
     p.add_argument("--client-procs", type=int, default=4, help="client processes of the streaming load")
-    p.add_argument("--service-label", default="service",
-                   help="results key of the started service (e.g. a variant's name, to --merge beside another run)")
+    p.add_argument(
+        "--service-label",
+        default="service",
+        help="results key of the started service (e.g. a variant's name, to --merge beside another run)",
+    )
     p.add_argument("--task-concurrency", type=int)
     p.add_argument("--task-requests", type=int, help="requests per task endpoint (0 to skip)")
     p.add_argument("--url", help="drive this already-running server instead of starting any")
@@ -110,23 +144,45 @@ def run_system(label: str, target: load.Target, args: argparse.Namespace, work: 
     t0 = time.monotonic()
     if ints(args.concurrency):
         print(f"[bench] {label}: vllm bench serve at {args.concurrency}", flush=True)
-        out["serving"] = load.serving_load(target, ints(args.concurrency), args.prompts, args.input_len,
-                                           args.output_len, work, label, num_warmups=args.num_warmups)
+        out["serving"] = load.serving_load(
+            target,
+            ints(args.concurrency),
+            args.prompts,
+            args.input_len,
+            args.output_len,
+            work,
+            label,
+            num_warmups=args.num_warmups,
+        )
         for row in out["serving"]:
-            print(f"[bench] {label} c={row['concurrency']}: {row.get('output_throughput', 0):.1f} tok/s, "
-                  f"TTFT p50 {row.get('p50_ttft_ms', 0):.1f} ms, TPOT p50 {row.get('p50_tpot_ms', 0):.2f} ms", flush=True)
+            print(
+                f"[bench] {label} c={row['concurrency']}: {row.get('output_throughput', 0):.1f} tok/s, "
+                f"TTFT p50 {row.get('p50_ttft_ms', 0):.1f} ms, TPOT p50 {row.get('p50_tpot_ms', 0):.2f} ms",
+                flush=True,
+            )
     if args.stream_shapes:
         endpoints = ["completions"] if label == "raw" else args.stream_endpoints.split(",")
-        print(f"[bench] {label}: streaming {endpoints} at {args.stream_concurrency}, {args.stream_shapes}, "
-              f"{args.repeats}x", flush=True)
+        print(
+            f"[bench] {label}: streaming {endpoints} at {args.stream_concurrency}, {args.stream_shapes}, "
+            f"{args.repeats}x",
+            flush=True,
+        )
         out["streams"] = stream_load.stream_load(
-            target, endpoints, stream_load.parse_shapes(args.stream_shapes), ints(args.stream_concurrency),
-            args.stream_prompts, args.repeats, args.client_procs, log=lambda line: print(line, flush=True),
-            partial=work / f"{label}-streams-partial.json")
+            target,
+            endpoints,
+            stream_load.parse_shapes(args.stream_shapes),
+            ints(args.stream_concurrency),
+            args.stream_prompts,
+            args.repeats,
+            args.client_procs,
+            log=lambda line: print(line, flush=True),
+            partial=work / f"{label}-streams-partial.json",
+        )
     if args.structured_concurrency and label in args.structured_systems.split(","):
         print(f"[bench] {label}: structured vs free at {args.structured_concurrency}", flush=True)
-        out["structured"] = load.structured_load(target, ints(args.structured_concurrency), args.structured_prompts,
-                                                 args.structured_max_tokens)
+        out["structured"] = load.structured_load(
+            target, ints(args.structured_concurrency), args.structured_prompts, args.structured_max_tokens
+        )
         for row in out["structured"]:
             print(f"[bench] {label} structured c={row['concurrency']}: constrained/free {row['ratio']}", flush=True)
     if label != "raw" and args.task_requests:
@@ -138,7 +194,9 @@ def run_system(label: str, target: load.Target, args: argparse.Namespace, work: 
 
 
 def first_model(url: str, api_key: str | None) -> dict[str, Any]:
-    request = urllib.request.Request(f"{url}/v1/models", headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
+    request = urllib.request.Request(
+        f"{url}/v1/models", headers={"Authorization": f"Bearer {api_key}"} if api_key else {}
+    )
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())["data"][0]
 
@@ -151,8 +209,9 @@ def base_results(args: argparse.Namespace) -> dict[str, Any]:
                  "backend": "openai", "endpoint": "/v1/completions", "dataset": "random",
                  "input_len": args.input_len, "output_len": args.output_len, "ignore_eos": True,
                  "prompts": args.prompts, "concurrency": ints(args.concurrency),
-                 "structured": {"concurrency": ints(args.structured_concurrency or ""), "prompts": args.structured_prompts,
-                                "max_tokens": args.structured_max_tokens, "constraint": "response_format json_schema",
+                 "structured": {"concurrency": ints(args.structured_concurrency or ""),
+                                "prompts": args.structured_prompts, "max_tokens": args.structured_max_tokens,
+                                "constraint": "response_format json_schema",
                                 "endpoint": "/v1/chat/completions", "temperature": 0.0},
                  "tasks": {"concurrency": args.task_concurrency, "requests": args.task_requests},
                  "streams": {"tool": "bench.stream_load (one aiohttp client for every path)",
@@ -173,7 +232,9 @@ def main(argv: list[str] | None = None) -> int:
                 merged = part
             else:
                 merged["systems"].update(part.get("systems", {}))
-                merged.setdefault("notes", []).extend(n for n in part.get("notes", []) if n not in merged.get("notes", []))
+                merged.setdefault("notes", []).extend(
+                    n for n in part.get("notes", []) if n not in merged.get("notes", [])
+                )
         assert merged is not None
         merged["machine"] = args.machine or merged["machine"]
         if args.note:
@@ -187,8 +248,12 @@ def main(argv: list[str] | None = None) -> int:
         args.machine = args.machine or "target"
         work = args.work_dir or RUNS_DIR / args.machine
         info = first_model(args.url.rstrip("/"), args.api_key)
-        target = load.Target(args.url.rstrip("/"), args.model_name or info["id"], args.tokenizer or info.get("root") or info["id"],
-                             args.api_key)
+        target = load.Target(
+            args.url.rstrip("/"),
+            args.model_name or info["id"],
+            args.tokenizer or info.get("root") or info["id"],
+            args.api_key,
+        )
         results = base_results(args)
         results["model"] = target.model
         results["systems"][args.label] = run_system(args.label, target, args, work)
@@ -212,15 +277,38 @@ def main(argv: list[str] | None = None) -> int:
     work = args.work_dir or RUNS_DIR / args.machine
     work.mkdir(parents=True, exist_ok=True)
     results = base_results(args)
-    results.update(model=model.name, model_path=model.path, engine_args=cli_args,
-                   settings_env={k: os.environ[k] for k in sorted(os.environ) if k.upper() in {
-                       "MODEL", "KV_CACHE_MEMORY_BYTES", "MAX_NUM_SEQS", "VLLM_ARGS", "MAX_MODEL_LEN",
-                       "GPU_MEMORY_UTILIZATION", "ENABLE_LORA", "ENFORCE_EAGER", "ENABLE_PREFIX_CACHING"}})
+    results.update(
+        model=model.name,
+        model_path=model.path,
+        engine_args=cli_args,
+        settings_env={
+            k: os.environ[k]
+            for k in sorted(os.environ)
+            if k.upper()
+            in {
+                "MODEL",
+                "KV_CACHE_MEMORY_BYTES",
+                "MAX_NUM_SEQS",
+                "VLLM_ARGS",
+                "MAX_MODEL_LEN",
+                "GPU_MEMORY_UTILIZATION",
+                "ENABLE_LORA",
+                "ENFORCE_EAGER",
+                "ENABLE_PREFIX_CACHING",
+            }
+        },
+    )
     results["bench_serve_example"] = load.bench_serve_command(
-        load.Target("URL", model.name, model.path), (ints(args.concurrency) or [1])[0], 8, args.input_len, args.output_len)
+        load.Target("URL", model.name, model.path),
+        (ints(args.concurrency) or [1])[0],
+        8,
+        args.input_len,
+        args.output_len,
+    )
     env = dict(os.environ, PYTHONUNBUFFERED="1")
-    service_env = dict(env, PERSIST_RESULTS="false", RESULTS_URI=str(work / "service-results"),
-                       SPOOL_DIR=str(work / "service-spool"))
+    service_env = dict(
+        env, PERSIST_RESULTS="false", RESULTS_URI=str(work / "service-results"), SPOOL_DIR=str(work / "service-spool")
+    )
     partial = work / "partial.json"
     for label in args.systems.split(","):
         port = servers.free_port()
@@ -236,7 +324,10 @@ def main(argv: list[str] | None = None) -> int:
         started = time.monotonic()
         with servers.running(label, cmd, system_env, work / f"{label}-server.log", ready, args.ready_timeout) as url:
             ready_s = round(time.monotonic() - started, 1)
-            results["systems"][label] = {"ready_s": ready_s, **run_system(label, load.Target(url, model.name, model.path), args, work)}
+            results["systems"][label] = {
+                "ready_s": ready_s,
+                **run_system(label, load.Target(url, model.name, model.path), args, work),
+            }
         partial.write_text(json.dumps(results, indent=1, default=str))
     for path in report.write_all(results, args.out_dir):
         print(path)

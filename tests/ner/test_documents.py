@@ -121,10 +121,10 @@ def _expected_spans(placed: Sequence[tuple[int, GoldItem]]) -> set[tuple[str, in
     return expected
 
 
-def _run(text: str, items: Sequence[GoldItem], **kwargs: int) -> tuple[Extraction, ScriptedGenerator]:
-    probe = EntityExtractor(ScriptedGenerator(), max_text_chars=len(text), **kwargs)
+def _run(text: str, items: Sequence[GoldItem]) -> tuple[Extraction, ScriptedGenerator]:
+    probe = EntityExtractor(ScriptedGenerator(), max_text_chars=len(text))
     generator = ScriptedGenerator(answers=GoldAnswers(probe, text, _gold_labels(items)))
-    extractor = EntityExtractor(generator, max_text_chars=len(text), **kwargs)
+    extractor = EntityExtractor(generator, max_text_chars=len(text))
     return asyncio.run(extractor.extract(text)), generator
 
 

@@ -281,7 +281,8 @@ def test_termination_grace_outlasts_the_drain(
     command = container["lifecycle"]["preStop"]["exec"]["command"]
     assert command[0] == "sleep"
     pre_stop_s = float(command[1])
-    assert pod["terminationGracePeriodSeconds"] > pre_stop_s + replica_settings.shutdown_grace_s
+    # The engine's stop and the processes' exit take ~10 s after the drain (tests/lifecycle measured 5-7 s).
+    assert pod["terminationGracePeriodSeconds"] >= pre_stop_s + replica_settings.shutdown_grace_s + 10
     assert replica_settings.shutdown_grace_s == ServiceSettings().shutdown_grace_s  # the documented default
 
 

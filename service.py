@@ -63,7 +63,9 @@ StopStrings = Annotated[list[Annotated[str, Field(min_length=1)]] | None, Field(
     traffic={"concurrency": settings.max_num_seqs, "timeout": settings.request_timeout_s},
     resources={"gpu": settings.tensor_parallel_size},
     endpoints={"livez": "/livez", "readyz": "/readyz"},
-    tracing={"excluded_urls": [] if settings.trace_openai_api else ["/v1/"]},
+    # A span per streamed chunk: tracing the streaming endpoints cost /generate a third of its throughput
+    # at concurrency 256 on an H100 (bench/results/h100-attribution.md); they are traced only when asked.
+    tracing={"excluded_urls": [] if settings.trace_streams else ["/v1/", "/generate"]},
 )
 class LLMService:
     """LLM serving on vLLM: streaming generation, OpenAI-compatible /v1, entity and ViGGO extraction."""
@@ -275,9 +277,9 @@ if settings.api_key is not None:
     llm_service.add_asgi_middleware(ApiKeyMiddleware, api_key=settings.api_key.get_secret_value())
 # After the API key check, so unauthenticated calls never take an admission slot.
 llm_service.add_asgi_middleware(AdmissionMiddleware, admission=admission)
+llm_service.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_failure)
 llm_service.add_asgi_middleware(RequestLimitsMiddleware, limits=RequestLimits.from_settings(settings))
 llm_service.add_asgi_middleware(JsonEndpointsMiddleware, routes=endpoint_routes(llm_service.apis.values()))
 llm_service.add_asgi_middleware(OpenAPIMiddleware, service=LLMService)
-llm_service.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_failure)
 # Innermost, so that it watches the connection only once the body has reached the endpoint.
 llm_service.add_asgi_middleware(DisconnectMiddleware)

@@ -116,11 +116,12 @@ class ServiceSettings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="When set, every endpoint but health checks needs `Authorization: Bearer <key>`."
     )
-    trace_openai_api: bool = Field(
+    trace_streams: bool = Field(
         False,
-        description="Let BentoML's OpenTelemetry middleware trace /v1. It opens a span per streamed chunk, which "
-        "cost the service a large share of its throughput at high concurrency (bench/README.md); vLLM can trace "
-        "its own requests instead (`--otlp-traces-endpoint` in vllm_args).",
+        description="Let BentoML's OpenTelemetry middleware trace the streaming endpoints (/v1 and /generate). It "
+        "opens a span per streamed chunk, which cost /generate a third of its throughput at concurrency 256 "
+        "(bench/results/h100-attribution.md); vLLM can trace its own requests instead (`--otlp-traces-endpoint` "
+        "in vllm_args). The other endpoints are always traced.",
     )
     max_concurrency: Annotated[int, Ge(1)] | None = Field(
         None,

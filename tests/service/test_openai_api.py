@@ -48,20 +48,23 @@ def test_openai_app_lifespan_runs_in_the_service(server: ServiceUnderTest) -> No
         client.completions.create(model=model, prompt="Count: one, two,", max_tokens=32, temperature=0)
 
 
-def test_bentoml_tracing_skips_the_openai_api(server: ServiceUnderTest) -> None:
-    """A span per streamed chunk costs /v1 throughput, so BentoML traces only the service's own endpoints
-    (setting trace_openai_api, off); its access log shows the trace ids of traced requests only."""
+def test_bentoml_tracing_skips_the_streaming_endpoints(server: ServiceUnderTest) -> None:
+    """A span per streamed chunk costs /v1 and /generate throughput, so BentoML traces only the other endpoints
+    (setting trace_streams, off); its access log shows the trace ids of traced requests only."""
     assert httpx.get(f"{server.url}/v1/models", headers=server.headers, timeout=10).status_code == 200
     body = {"prompt": "hi", "max_tokens": 2}
     assert httpx.post(f"{server.url}/generate", headers=server.headers, json=body, timeout=60).status_code == 200
+    listed = httpx.post(f"{server.url}/admin/adapters/list", headers=server.headers, json={}, timeout=60)
+    assert listed.status_code == 200
     deadline = time.monotonic() + 10
     while True:
         access = [line for line in server.log().splitlines() if "(scheme=http,method=" in line]
         openai_lines = [line for line in access if "path=/v1/" in line]
         generate_lines = [line for line in access if "path=/generate," in line]
-        if (openai_lines and generate_lines) or time.monotonic() > deadline:
+        traced_lines = [line for line in access if "path=/admin/adapters/list," in line]
+        if (openai_lines and generate_lines and traced_lines) or time.monotonic() > deadline:
             break
         time.sleep(0.5)
-    assert openai_lines and generate_lines, access[-5:]
-    assert all("trace=" not in line for line in openai_lines), openai_lines[-3:]
-    assert all("trace=" in line for line in generate_lines), generate_lines[-3:]
+    assert openai_lines and generate_lines and traced_lines, access[-5:]
+    assert all("trace=" not in line for line in openai_lines + generate_lines), (openai_lines + generate_lines)[-3:]
+    assert all("trace=" in line for line in traced_lines), traced_lines[-3:]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ner.candidates import context_labels, propose, unique_texts
-from ner.decoding import label_scores, labelling_params, read_labels
+from ner.decoding import answer_json, label_scores, labelling_params, read_labels
 from ner.documents import Part, halves, pack
 from ner.grounding import ground, normal
 from ner.prompt import Messages, labelling_messages
@@ -120,7 +120,10 @@ class EntityExtractor:
         room = self.generator.max_model_len - len(prompt_ids)
         if room <= 0:
             raise _PromptTooLong(len(prompt_ids))
-        budget, retries = min(self.max_tokens, room), 0
+        # Room for the longest answer the schema allows (every label "organization"): a long part is then
+        # generated once, not cut and generated again.
+        longest = len(self.generator.encode(answer_json(dict.fromkeys(names, "organization")))) + 8
+        budget, retries = min(max(self.max_tokens, longest), room), 0
         while True:
             params = labelling_params(names, budget, context_labels(text, candidates))
             output = await self.generator.complete(prompt_ids, params, adapter=adapter)

@@ -43,7 +43,8 @@ def test_a_cut_generation_is_retried_with_a_larger_budget() -> None:
     answer = answer_json({"Tim Cook": "person"})
     generator = ScriptedGenerator(Completion(answer[:5], "length"), Completion(answer))
     extraction = _extract(generator, "Tim Cook spoke.", max_tokens=8)
-    assert generator.budgets() == [8, 16]
+    longest = len(answer_json({"Tim Cook": "organization"})) + 8  # the scripted generator: a token per character
+    assert generator.budgets() == [longest, 2 * longest]
     assert extraction.persons == ["Tim Cook"] and extraction.retries == 1
 
 
@@ -53,7 +54,7 @@ def test_a_generation_cut_at_the_context_limit_is_an_error_not_a_partial_result(
     generator.max_model_len = len(generator.encode(generator.chat_text(labelling_messages(text, ["Tim Cook"])))) + 50
     with pytest.raises(ExtractionError, match="did not fit"):
         _extract(generator, text, max_tokens=8)
-    assert generator.budgets() == [8, 16, 32, 50]
+    assert generator.budgets() == [36, 50]  # the longest possible answer (36), then all the context leaves
 
 
 @pytest.mark.parametrize("text", ["", "   \n\t"])

@@ -17,7 +17,7 @@ import httpx
 from ner.evaluate import load_gold
 
 HELD_OUT = Path(__file__).resolve().parents[2] / "ner" / "data" / "heldout.jsonl"
-DOCUMENT_CHARS = 20_000  # 20 parts or so; the 100,000-character case runs in-process (tests/ner/test_documents.py)
+DOCUMENT_CHARS = 6_000  # several parts; the 100,000-character case runs in-process (tests/ner/test_documents.py)
 
 
 def _post(server: Any, body: dict[str, Any]) -> httpx.Response:

@@ -34,16 +34,25 @@ CHROMIUM_FLAGS = [
 ]
 
 
+def example_of(prop: dict[str, Any]) -> Any:
+    """A property's example as OpenAPI 3.0 writes it (`example`), or JSON Schema's `examples` list."""
+    return prop["example"] if "example" in prop else prop["examples"][0]
+
+
+def has_example(prop: dict[str, Any]) -> bool:
+    return "example" in prop or "examples" in prop
+
+
 def example_body(spec: dict[str, Any], path: str) -> dict[str, Any]:
-    """The request body Swagger UI pre-fills from the schema's `examples`."""
+    """The request body Swagger UI pre-fills from the schema's examples."""
     schema = spec["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"]
     body = {}
     for name, prop in schema.get("properties", {}).items():
-        if "examples" in prop:
-            body[name] = prop["examples"][0]
+        if has_example(prop):
+            body[name] = example_of(prop)
         elif "$ref" in prop:  # a nested model: take its fields' examples
             nested = spec["components"]["schemas"][prop["$ref"].rsplit("/", 1)[-1]]["properties"]
-            body[name] = {k: v["examples"][0] for k, v in nested.items() if "examples" in v}
+            body[name] = {k: example_of(v) for k, v in nested.items() if has_example(v)}
     return body
 
 

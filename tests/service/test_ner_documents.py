@@ -17,7 +17,9 @@ import httpx
 from ner.evaluate import load_gold
 
 HELD_OUT = Path(__file__).resolve().parents[2] / "ner" / "data" / "heldout.jsonl"
-DOCUMENT_CHARS = 6_000  # several parts; the 100,000-character case runs in-process (tests/ner/test_documents.py)
+# Several parts (parts hold at most 256 tokens) yet a few minutes on 2 CPU cores (6,000 characters took 340 s);
+# the 100,000-character case runs in-process (tests/ner/test_documents.py).
+DOCUMENT_CHARS = 2_500
 
 
 def _post(server: Any, body: dict[str, Any]) -> httpx.Response:
@@ -64,8 +66,11 @@ def test_a_long_document_is_extracted_in_parts_with_exact_offsets(server: Any) -
         for names in entities.values()
         for entity in names
     ]
-    found = sum(span in starts for span in gold)
-    assert found / len(gold) > 0.8, (found, len(gold))
+    found = [span for span in gold if span in starts]
+    # A floor, not a quality figure (held-out recall is 0.82; ner.evaluate measures it): every part was labelled
+    # and mapped back, the last one included.
+    assert len(found) / len(gold) > 0.6, (len(found), len(gold))
+    assert any(start > len(text) * 2 // 3 for start, _ in found), "nothing found in the document's last third"
     assert "Zürich" in body["locations"] + body["organizations"] + body["persons"]
 
 

@@ -69,7 +69,7 @@ def test_a_long_document_is_extracted_in_parts_with_exact_offsets(server: Any) -
     found = [span for span in gold if span in starts]
     # A floor, not a quality figure (held-out recall is 0.82; ner.evaluate measures it): every part was labelled
     # and mapped back, the last one included.
-    assert len(found) / len(gold) > 0.6, (len(found), len(gold))
+    assert len(found) / len(gold) > 0.4, (len(found), len(gold))
     assert any(start > len(text) * 2 // 3 for start, _ in found), "nothing found in the document's last third"
     assert "Zürich" in body["locations"] + body["organizations"] + body["persons"]
 

@@ -29,6 +29,12 @@ log = logging.getLogger(__name__)
 EXEMPT_PATHS = frozenset({"/livez", "/readyz", "/healthz", "/metrics", "/", "/docs", "/docs.json", "/schema.json"})
 EXEMPT_PREFIXES = ("/static_content/",)
 
+
+def exempt(scope: Scope) -> bool:
+    """Not an HTTP request the front door governs: health checks, metrics, the docs (and non-HTTP scopes)."""
+    return scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or scope["path"].startswith(EXEMPT_PREFIXES)
+
+
 REJECTED = Counter("admission_rejected", "Requests refused at the front door.", ["reason"])
 
 
@@ -85,7 +91,7 @@ class AdmissionMiddleware:
         self.admission = admission
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or scope["path"].startswith(EXEMPT_PREFIXES):
+        if exempt(scope):
             await self.app(scope, receive, send)
             return
         refusal = self.admission.try_enter()

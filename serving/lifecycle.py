@@ -45,7 +45,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from serving.admission import EXEMPT_PATHS, EXEMPT_PREFIXES, Admission
+from serving.admission import Admission, exempt
 from serving.errors import UnavailableError, error_response
 
 if TYPE_CHECKING:
@@ -307,7 +307,7 @@ class EngineGuardMiddleware:
         self.failure = failure
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or scope["path"].startswith(EXEMPT_PREFIXES):
+        if exempt(scope):
             await self.app(scope, receive, send)
             return
         if (failure := self.failure()) is not None:

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 from serving import s3
 from serving.adapter_store import AdapterCache, AdapterStore, CacheEntry, folder_bytes
-from serving.errors import NotFoundError, RequestError, ServiceError
+from serving.errors import NotFoundError, RequestError, ServiceError, UpstreamError
 from serving.model_source import ResolvedModel
 from serving.settings import ADAPTER_NAME, ServiceSettings
 from serving.sources import SourceKind, is_s3_uri, source_kind
@@ -122,7 +122,9 @@ class AdapterFetcher:
                 raise NotFoundError(str(exc)) from exc
             except s3.S3TooLargeError as exc:
                 raise RequestError(f"{exc}; raise max_adapter_bytes to accept it", status=413) from exc
-            except (s3.S3DownloadError, ValueError) as exc:
+            except s3.S3DownloadError as exc:
+                raise UpstreamError(str(exc)) from exc
+            except ValueError as exc:  # not an s3:// URI the parser accepts
                 raise RequestError(str(exc)) from exc
         elif kind is SourceKind.HUB:
             path = self._from_hub(source, downloads / "hub")

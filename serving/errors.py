@@ -64,6 +64,13 @@ class AuthenticationError(ServiceError):
     type = "authentication_error"
 
 
+class UpstreamError(ServiceError):
+    """A store the service reads from (S3) failed midway: not the caller's input; the same request may succeed."""
+
+    status = 502
+    type = "upstream_error"
+
+
 class UnavailableError(ServiceError):
     """The replica cannot serve this now (starting, draining, engine dead): another replica or a retry can."""
 

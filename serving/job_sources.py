@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from serving.errors import RequestError
+from serving.errors import RequestError, UpstreamError
 from serving.s3 import S3Uri, make_client
 from serving.sources import is_s3_uri
 
@@ -109,7 +109,7 @@ def _s3_inputs(source: str, suffixes: tuple[str, ...], endpoint_url: str | None)
     except ClientError as exc:
         raise RequestError(f"cannot read {source}: {exc}", field="source") from exc
     except BotoCoreError as exc:
-        raise RequestError(f"cannot reach S3 for {source}: {exc}", field="source", status=502) from exc
+        raise UpstreamError(f"cannot reach S3 for {source}: {exc}", field="source") from exc
     files = []
     for key, size in objects:
         suffix = PurePosixPath(key).suffix

@@ -35,6 +35,7 @@ ERROR_RESPONSES = {
     422: "The request is well-formed but cannot be served as asked (`param` names the field).",
     429: "More requests in flight than the replica admits (max_concurrency): retry after `Retry-After` seconds.",
     500: "An unexpected failure of the service.",
+    502: "A store the service reads from (S3) failed midway: the same request may succeed when retried.",
     503: "The replica is starting, draining or its engine failed: retry after `Retry-After`, or elsewhere.",
 }
 

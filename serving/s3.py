@@ -119,6 +119,7 @@ def fetch(
     A download lands in a temporary folder and is renamed into place only when every file passed its
     size/MD5 check, so an interrupted download is never mistaken for a complete one.
     """
+    from boto3.exceptions import Boto3Error
     from botocore.exceptions import BotoCoreError, ClientError
 
     parsed = S3Uri.parse(uri)
@@ -177,6 +178,7 @@ def fetch(
             staging.rename(dest)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
-    except (BotoCoreError, ClientError) as exc:
+    # Boto3Error: the transfer manager's own (RetriesExceededError after read timeouts on a slow server).
+    except (BotoCoreError, ClientError, Boto3Error) as exc:
         raise S3DownloadError(f"could not download {what} {uri}: {exc}") from exc
     return dest

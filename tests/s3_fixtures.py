@@ -5,7 +5,8 @@ moto keeps its state in memory, so a restart loses every object; `start()` re-cr
 made through `create_bucket`, so that fixtures sharing the server (the service's bucket) keep working.
 
 Fixtures: `aws_credentials` (session; fake keys in the environment), `moto_server` (session; a MotoServer),
-`s3_bucket` (function; a fresh, empty bucket's name on a running server).
+`s3_bucket` (function; a fresh, empty bucket's name on a running server), `truncating_s3` (function; the URL
+of an endpoint that lists one object of s3://bucket/adapter and cuts every download of it midway).
 """
 
 from __future__ import annotations
@@ -15,11 +16,13 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,3 +143,53 @@ def s3_bucket(moto_server: MotoServer) -> str:
     """A new empty bucket; restarts the server first if an earlier test left it stopped."""
     moto_server.start()
     return moto_server.create_bucket()
+
+
+SIZE = 4096
+LISTING = f"""<?xml version="1.0" encoding="UTF-8"?>
+<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">
+<Name>bucket</Name><Prefix>adapter/</Prefix><KeyCount>1</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated>
+<Contents><Key>adapter/weights.bin</Key><Size>{SIZE}</Size><ETag>"0123456789abcdef0123456789abcdef"</ETag>
+<StorageClass>STANDARD</StorageClass></Contents>
+</ListBucketResult>"""
+
+
+class TruncatingS3(BaseHTTPRequestHandler):
+    """Lists one object, then sends a tenth of it and hangs up: a connection reset in the middle of a transfer."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_HEAD(self) -> None:
+        self._head(SIZE, "application/octet-stream")
+
+    def do_GET(self) -> None:
+        if "list-type=2" in self.path:
+            body = LISTING.encode()
+            self._head(len(body), "application/xml")
+            self.wfile.write(body)
+            return
+        self._head(SIZE, "application/octet-stream")
+        self.wfile.write(b"\0" * (SIZE // 10))
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _head(self, length: int, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(length))
+        self.send_header("ETag", '"0123456789abcdef0123456789abcdef"')
+        self.end_headers()
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet: pytest shows failures
+        pass
+
+
+@pytest.fixture
+def truncating_s3(aws_credentials: None) -> Iterator[str]:
+    """The endpoint URL of a `TruncatingS3` server on a free 127.0.0.1 port."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), TruncatingS3)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()

@@ -34,7 +34,10 @@ def test_schemathesis_finds_no_server_error_and_no_undocumented_answer(
         "--phases", ",".join(PHASES),
         "--checks", "not_a_server_error,response_schema_conformance",
         "--max-examples", "3",
-        "--workers", "2",
+        # One worker: with two, hypothesis parses lambda sources in both threads at once, and CPython 3.11 keeps
+        # the AST constructor's recursion depth in state the threads share (gh-106905): CI once failed on
+        # "SystemError: AST constructor recursion depth mismatch", an error of the tool, not of the service.
+        "--workers", "1",
         "--seed", "1",
         "--no-shrink",
         "--request-timeout", "300",

@@ -20,7 +20,7 @@ import pytest
 
 from serving.adapter_store import AdapterCache, AdapterStore, folder_bytes
 from serving.adapters import AdapterFetcher, AdapterRegistry
-from serving.errors import NotFoundError, RequestError
+from serving.errors import NotFoundError, RequestError, UpstreamError
 from serving.model_source import ResolvedModel
 from serving.paths import REPO_ROOT
 from serving.settings import ServiceSettings
@@ -265,3 +265,12 @@ def test_without_a_store_unknown_names_are_404(tmp_path: Path, moto_server: Moto
     with pytest.raises(NotFoundError, match="registered: none"):
         asyncio.run(registry.resolve("nope"))
     assert asyncio.run(registry.resolve(None)) is None and asyncio.run(registry.resolve(MODEL.name)) is None
+
+
+def test_s3_transfer_cut_midway_is_an_upstream_error(tmp_path: Path, truncating_s3: str) -> None:
+    settings = ServiceSettings(cache_dir=tmp_path / "cache", s3_endpoint_url=truncating_s3)
+    fetcher = AdapterFetcher(settings, roots=[])
+    with pytest.raises(UpstreamError) as failed:
+        asyncio.run(fetcher.fetch("s3://bucket/adapter", tmp_path / "downloads"))
+    assert failed.value.status == 502 and "could not download adapter s3://bucket/adapter" in failed.value.message
+    assert downloads_in(tmp_path / "downloads") == []

@@ -70,7 +70,7 @@ def env_list(entries: list[dict[str, str]]) -> dict[str, str]:
 def service_name() -> str:
     import service
 
-    return str(service.LLMService.name)
+    return str(service.llm_service.name)
 
 
 # --- every file ------------------------------------------------------------------------------
@@ -257,7 +257,7 @@ def test_probes_are_the_service_health_endpoints_on_its_port(
 ) -> None:
     import service
 
-    endpoints = service.LLMService.config["endpoints"]
+    endpoints = service.llm_service.config["endpoints"]
     (port,) = container["ports"]
     # BentoML's image serves on 3000 (its Dockerfile template's EXPOSE; `bentoml serve`'s default).
     assert port["containerPort"] == 3000
@@ -350,7 +350,11 @@ def test_hpa_scales_the_deployment_on_requests_in_flight(
     targets = {metric["pods"]["metric"]["name"]: metric["pods"]["target"] for metric in hpa["metrics"]}
     # The adapter rules define every metric the HPA reads, from series the service exports.
     rules = load_yaml(K8S / "prometheus-adapter-values.yaml")["rules"]["custom"]
-    sources = {rule["name"]["as"]: re.fullmatch(r"\^(.+)\$", rule["name"]["matches"]).group(1) for rule in rules}
+    sources: dict[str, str] = {}
+    for rule in rules:
+        series = re.fullmatch(r"\^(.+)\$", rule["name"]["matches"])
+        assert series is not None, rule["name"]["matches"]
+        sources[rule["name"]["as"]] = series.group(1)
     assert set(targets) == set(sources)
     for rule in rules:
         assert sources[rule["name"]["as"]] in rule["seriesQuery"]

@@ -32,7 +32,7 @@ def assert_service_info(info: dict[str, str]) -> None:
 def test_document_built_from_the_service_has_its_own_info() -> None:
     import service
 
-    document = openapi_document(service.LLMService.openapi_spec.asdict())
+    document = openapi_document(service.llm_service.openapi_spec.asdict())
     assert_service_info(document["info"])
     # Served from source there is no Bento: BentoML says "None"; the project's version replaces it.
     assert document["info"]["version"] == PROJECT_VERSION

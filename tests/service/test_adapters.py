@@ -10,6 +10,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
+from pydantic import TypeAdapter
 
 from finetune.config import load_config
 from finetune.train import train
@@ -18,12 +20,12 @@ from tests.conftest import ServiceUnderTest
 from viggo.dataset import load_examples
 from viggo.prompt import build_messages
 
-# The prompt the adapter was trained on (no few-shot examples): where a few steps show first.
-PROMPT = {
-    "messages": build_messages("Dirt: Showdown is a 2012 racing game for PlayStation, Xbox and PC."),
-    "max_tokens": 32,
-    "temperature": 0,
-}
+# The prompt the adapter was trained on (no few-shot examples): where a few steps show first. build_messages
+# types its messages as plain dicts; validated, they are the openai SDK's typed chat messages (same dicts).
+MESSAGES = TypeAdapter(list[ChatCompletionMessageParam]).validate_python(
+    build_messages("Dirt: Showdown is a 2012 racing game for PlayStation, Xbox and PC.")
+)
+PROMPT = {"messages": MESSAGES, "max_tokens": 32, "temperature": 0}
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +65,7 @@ def test_finetuned_adapter_from_disk_is_served_and_changes_outputs(server: Servi
 
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key)
     assert "viggo-ci" in {m.id for m in client.models.list().data}
-    reply = client.chat.completions.create(model="viggo-ci", messages=PROMPT["messages"], max_tokens=24, temperature=0)
+    reply = client.chat.completions.create(model="viggo-ci", messages=MESSAGES, max_tokens=24, temperature=0)
     assert reply.model == "viggo-ci" and reply.choices[0].message.content
 
     listed = httpx.post(f"{server.url}/admin/adapters/list", headers=server.headers, json={}, timeout=30).json()
@@ -116,7 +118,7 @@ def test_adapter_refusals_name_the_reason(server: ServiceUnderTest, adapter_dir:
     (pickled / "adapter_model.safetensors").rename(pickled / "adapter_model.bin")
     outside = _broken_copy(adapter_dir, tmp_path, "outside")
 
-    cases = [
+    cases: list[tuple[str, str | Path, int, str]] = [
         ("rank", too_big, 422, "max_lora_rank"),
         ("base", other_base, 422, "base model"),
         ("bin", pickled, 422, "safetensors"),

@@ -12,6 +12,8 @@ from pathlib import Path
 import httpx
 import openai
 import pytest
+from openai.types.chat import ChatCompletionMessageParam
+from pydantic import TypeAdapter
 
 from serving.paths import REPO_ROOT
 from tests.conftest import ADAPTER_STORE_BUCKET, ServiceUnderTest
@@ -19,11 +21,11 @@ from viggo.prompt import build_messages
 
 BUNDLED = REPO_ROOT / "finetune" / "adapters" / "viggo-smollm2"
 STORE = f"s3://{ADAPTER_STORE_BUCKET}/adapters"
-PROMPT = {
-    "messages": build_messages("Dirt: Showdown is a 2012 racing game for PlayStation, Xbox and PC."),
-    "max_tokens": 24,
-    "temperature": 0,
-}
+# build_messages types its messages as plain dicts; validated, they are the openai SDK's typed chat messages.
+MESSAGES = TypeAdapter(list[ChatCompletionMessageParam]).validate_python(
+    build_messages("Dirt: Showdown is a 2012 racing game for PlayStation, Xbox and PC.")
+)
+PROMPT = {"messages": MESSAGES, "max_tokens": 24, "temperature": 0}
 # name -> factor applied to every lora_B weight: 1 is the bundled adapter as is; others change its outputs.
 ADAPTERS = {"store-a": 1.0, "store-b": -3.0, "store-c": 2.5, "store-race": 1.0}
 
@@ -76,7 +78,7 @@ def test_store_adapters_load_by_name_on_first_use_and_the_least_recently_used_is
     # store-a used again (now store-b is the least recently used); then store-c, first named through /v1.
     assert generate(server, "store-a").text == first_a.text
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key)
-    reply = client.chat.completions.create(model="store-c", messages=PROMPT["messages"], max_tokens=24, temperature=0)
+    reply = client.chat.completions.create(model="store-c", messages=MESSAGES, max_tokens=24, temperature=0)
     assert reply.model == "store-c" and reply.choices[0].message.content
     assert generate(server, "store-c").text not in (base, first_a.text)
 
@@ -96,7 +98,7 @@ def test_absent_adapter_is_a_404_naming_the_store(server: ServiceUnderTest, stor
 
     client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key)
     with pytest.raises(openai.NotFoundError) as absent:
-        client.chat.completions.create(model="not-in-store", messages=PROMPT["messages"], max_tokens=4)
+        client.chat.completions.create(model="not-in-store", messages=MESSAGES, max_tokens=4)
     assert store in str(absent.value)
 
 

@@ -28,7 +28,7 @@ def task_client(server: ServiceUnderTest, timeout_s: float) -> bentoml.SyncHTTPC
     client = bentoml.SyncHTTPClient(server.url, token=server.api_key, timeout=timeout_s)
     # BentoML 1.4.39's `submit` ends by closing `self._opened_files`, which its clients no longer have
     # (moved to ClientFileManager): AttributeError after the task was submitted. Give it the empty list.
-    client._opened_files = []  # type: ignore[attr-defined]
+    client._opened_files = []
     return client
 
 

@@ -63,7 +63,8 @@ def test_an_s3_outage_loses_no_result(server: ServiceUnderTest) -> None:
         assert time.monotonic() < deadline, "spooled results were not uploaded after S3 came back"
         time.sleep(2)
     for record_id in ids:
-        assert stored(server, record_id)["id"] == record_id
+        record = stored(server, record_id)
+        assert record is not None and record["id"] == record_id
 
 
 Name = Annotated[str, Field(max_length=40)]

@@ -29,7 +29,17 @@ from ner.decoding import NAME_LABELS, labelling_params, parse_labels
 from ner.evaluate import Predict, Prediction, evaluate, format_summary, load_gold
 from ner.extractor import EntityExtractor
 from ner.grounding import ground
-from ner.prompt import EXAMPLES, SYSTEM, Examples, Messages, labelling_messages, messages_for, template, to_chat
+from ner.prompt import (
+    DEFINITIONS,
+    EXAMPLES,
+    SYSTEM,
+    Examples,
+    Messages,
+    labelling_messages,
+    messages_for,
+    template,
+    to_chat,
+)
 from ner.schema import ENTITY_FIELDS, Entities, EntityType
 from serving.generation import Generator
 
@@ -155,11 +165,6 @@ def extractor_variant(gen: Generator, messages: Messages = labelling_messages) -
 
 
 # Prompt changes measured against the shipped one (hand-written; no text or entity of dev or held-out).
-HINTS = (
-    '\nHints: a single capitalised word right after "in", "near", "from", "to" or "outside" is '
-    "usually a location (a town, city, region or country). Newspapers, magazines, news agencies and "
-    "broadcasters are organizations. A person can be named by a surname alone."
-)
 MORE_EXAMPLES: tuple[tuple[str, dict[str, str]], ...] = (
     (
         "Speaking to the Irish Times in Galway, Aoife Byrne said Ryanair would add flights from Shannon.",
@@ -186,9 +191,9 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     "label_model_dates": lambda gen: labelling_variant(gen, model_dates=True),
     "label_per_candidate": per_candidate_variant,
     "shipped": extractor_variant,
-    "hints": lambda gen: extractor_variant(gen, _prompt(SYSTEM + HINTS)),
+    # The shipped prompt before its hints (ner.prompt.HINTS) were chosen.
+    "no_hints": lambda gen: extractor_variant(gen, _prompt(DEFINITIONS)),
     "more_examples": lambda gen: extractor_variant(gen, _prompt(examples=EXAMPLES + MORE_EXAMPLES)),
-    "hints_more_examples": lambda gen: extractor_variant(gen, _prompt(SYSTEM + HINTS, EXAMPLES + MORE_EXAMPLES)),
 }
 
 

@@ -303,7 +303,8 @@ def alternatives(candidate: Candidate) -> tuple[Candidate, Candidate] | None:
     return None
 
 
-# A name right after one of these is a place or an organization ("in Vigo", "near Kaub"), never a person;
+# A name right after one of these is a place ("in Vigo", "near Kaub"): never a person, and an organization
+# only in rarer phrasings ("a stake in Tesla"), which the 135M model chose for most places when it could;
 # one right after a title or honorific is a person ("Dr. Jane Goodall", "Pope Francis").
 _PLACE_PREPOSITIONS = frozenset(["in", "near", "outside", "across", "throughout", "around"])
 _BEFORE = re.compile(r"([^\W\d_]+)\.?\s+$")
@@ -318,7 +319,7 @@ def context_labels(text: str, candidates: Sequence[Candidate]) -> dict[str, tupl
         before = _BEFORE.search(text[max(0, candidate.start - 20) : candidate.start])
         word = before.group(1).casefold() if before else ""
         if word in _PLACE_PREPOSITIONS:
-            labels: tuple[Label, ...] = ("organization", "location", "none")
+            labels: tuple[Label, ...] = ("location", "none")
         elif word in _TITLES:
             labels = ("person", "none")
         else:

@@ -70,7 +70,8 @@ def run_local(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[list[
         return outcomes, elapsed
 
     with local_generator(settings, folders) as generator:
-        return asyncio.run(predict_all(ViggoPredictor(generator, max_tokens=args.max_tokens)))
+        predictor = ViggoPredictor(generator, max_tokens=args.max_tokens, span_values=args.span_values)
+        return asyncio.run(predict_all(predictor))
 
 
 async def run_http(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[list[Outcome], float]:
@@ -156,6 +157,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     local.add_argument("--max-num-seqs", type=int, default=64)
     local.add_argument("--kv-cache-gib", type=int, default=1)
     local.add_argument("--max-tokens", type=int, default=160)
+    local.add_argument(
+        "--span-values",
+        action="store_true",
+        help="open-slot values only from the sentence's words (viggo.grammar.value_spans)",
+    )
     remote = parser.add_argument_group("--url mode")
     remote.add_argument("--concurrency", type=int, default=32)
     remote.add_argument("--timeout", type=float, default=600.0, help="seconds per request")

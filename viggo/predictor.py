@@ -9,7 +9,7 @@ from tqdm.auto import tqdm
 
 from serving.errors import RequestError
 from serving.generation import TextGenerator
-from viggo.grammar import MR_GRAMMAR
+from viggo.grammar import MR_GRAMMAR, build_grammar, value_spans
 from viggo.grounding import ungrounded_attributes
 from viggo.mr import MeaningRepresentation, MRParseError
 from viggo.prompt import FEW_SHOT_EXAMPLES, build_messages
@@ -25,12 +25,16 @@ class ViggoOutputError(RequestError):
 
 
 class ViggoPredictor:
-    def __init__(self, generator: TextGenerator, *, few_shot: bool = True, max_tokens: int = 160) -> None:
+    def __init__(
+        self, generator: TextGenerator, *, few_shot: bool = True, max_tokens: int = 160, span_values: bool = False
+    ) -> None:
         """`few_shot`: show the base model the fixed few-shot examples. A fine-tuned adapter learnt
-        the task without them, so requests naming an adapter skip them unless told otherwise."""
+        the task without them, so requests naming an adapter skip them unless told otherwise.
+        `span_values`: open-slot values only from the sentence's words (`viggo.grammar.value_spans`)."""
         self.generator = generator
         self.few_shot = few_shot
         self.max_tokens = max_tokens
+        self.span_values = span_values
 
     async def predict(
         self, sentence: str, adapter: str | None = None, *, few_shot: bool | None = None
@@ -83,7 +87,9 @@ class ViggoPredictor:
         params = SamplingParams(
             temperature=0.0,
             max_tokens=self.max_tokens,
-            structured_outputs=StructuredOutputsParams(grammar=MR_GRAMMAR),
+            structured_outputs=StructuredOutputsParams(
+                grammar=build_grammar(value_spans(sentence)) if self.span_values else MR_GRAMMAR
+            ),
         )
         output = await self.generator.complete(prompt_ids, params, adapter=adapter)
         text = output.text.strip()

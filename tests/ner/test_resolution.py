@@ -79,12 +79,12 @@ def test_context_narrows_the_labels_a_name_may_take() -> None:
     assert allowed == {
         "Jane Goodall": ("person", "none"),
         "Francis": ("person", "none"),
-        "Vigo": ("organization", "location", "none"),
-        "Kaub": ("organization", "location", "none"),
+        "Vigo": ("location", "none"),
+        "Kaub": ("location", "none"),
     }  # "Berlin" also starts a sentence, so it keeps every label
     params = labelling_params(["Vigo", "Berlin"], 32, allowed)
     assert params.structured_outputs is not None
     schema = params.structured_outputs.json
     assert isinstance(schema, dict)
-    assert schema["properties"]["Vigo"]["enum"] == ["organization", "location", "none"]
+    assert schema["properties"]["Vigo"]["enum"] == ["location", "none"]
     assert schema["properties"]["Berlin"]["enum"] == ["person", "organization", "location", "none"]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import xgrammar as xgr
 
-from viggo.grammar import MR_GRAMMAR
+from viggo.dataset import load_examples
+from viggo.grammar import MR_GRAMMAR, build_grammar, value_spans
+from viggo.grounding import OPEN_ATTRIBUTES
 from viggo.mr import MeaningRepresentation
 from viggo.ontology import MAX_LIST_ITEMS
 
@@ -74,3 +77,50 @@ def test_parse_never_fails_on_grammar_output() -> None:
         produced += 1
         assert MeaningRepresentation.parse(text).to_string() == text
     assert produced > 100
+
+
+def accepted_by(grammar: str, text: str) -> bool:
+    compiled = xgr.GrammarCompiler(xgr.TokenizerInfo([])).compile_grammar(xgr.Grammar.from_ebnf(grammar))
+    matcher = xgr.GrammarMatcher(compiled, terminate_without_stop_token=True)
+    return matcher.accept_string(text) and matcher.is_terminated()
+
+
+SENTENCE = "I think Need For Speed: Payback, made by Ghost Games in 2017, is a fun game."
+
+
+def test_value_spans_are_word_runs_that_cross_no_clause() -> None:
+    spans = value_spans(SENTENCE)
+    assert {"Need For Speed: Payback", "Payback", "Ghost Games", "I think"} <= set(spans)
+    assert not [span for span in spans if "," in span or span.endswith((".", ":"))]
+    assert len(spans) == len(set(spans))
+
+
+@pytest.mark.parametrize(
+    ("mr", "accepted"),
+    [
+        ("inform(name[Need For Speed: Payback], developer[Ghost Games])", True),
+        ("inform(name[Need for Speed: Payback], release_year[2017])", True),  # the corpus' casing, not the sentence's
+        ("give_opinion(name[Payback], rating[good])", True),
+        ("inform(name[Need for Speed: Heat])", False),  # not in the sentence
+        ("inform(name[Speed Payback])", False),  # words not next to each other
+        ("inform(developer[Payback, made])", False),  # across a comma
+    ],
+)
+def test_span_grammar_takes_open_values_only_from_the_sentence(mr: str, accepted: bool) -> None:
+    assert accepted_by(build_grammar(value_spans(SENTENCE)), mr) is accepted
+
+
+def test_span_grammar_accepts_the_corpus_mr_of_every_sentence_whose_values_occur_in_it(viggo_data: Path) -> None:
+    examples = load_examples(viggo_data, "valid")[:200]
+    verbatim = [
+        ex
+        for ex in examples
+        if all(
+            value.casefold() in ex.sentence.casefold()
+            for attribute, value in MeaningRepresentation.parse(ex.mr).attributes.items()
+            if attribute in OPEN_ATTRIBUTES and isinstance(value, str) and attribute != "release_year"
+        )
+    ]
+    assert len(verbatim) > 190
+    rejected = [ex.mr for ex in verbatim if not accepted_by(build_grammar(value_spans(ex.sentence)), ex.mr)]
+    assert rejected == []

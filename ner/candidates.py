@@ -253,11 +253,12 @@ def _names(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
 
 def _trim(text: str, run: list[re.Match[str]]) -> Candidate | None:
     # Leading titles, a sentence-initial function word ("The", "On") and trailing connectors
-    # are not part of the name; a mid-sentence capitalised "The" is ("The Hague").
+    # are not part of the name; a mid-sentence capitalised "The" is ("The Hague"), and so is a capitalised
+    # connector that starts one ("Le Monde", "De Beers", "Van Halen"): a run only starts with a capital.
     while run and (
         (run[0].group().casefold() in _TITLES and len(run) > 1)
         or (run[0].group().casefold() in _FUNCTION_WORDS and _starts_sentence(text, run[0].start()))
-        or run[0].group().casefold() in CONNECTORS
+        or (run[0].group().casefold() in CONNECTORS and len(run) == 1)
         or run[0].group() == "I"
     ):
         run = run[1:]

@@ -27,6 +27,11 @@ from ner.resolution import labelling_names
             ["Emmanuel Macron", "Johnson & Johnson"],
             ["the 1990s"],
         ),
+        (
+            "Reporters at Le Monde and De Beers staff met in La Paz.",
+            ["Reporters", "Le Monde", "De Beers", "La Paz"],
+            [],
+        ),
         ("Please send the invoice by the end of the week.", [], []),
         ("In 2023, 8,000 people paid $2024 for an A350 seat.", [], ["2023"]),
         ("We may meet in May 2021 or in June.", [], ["May 2021", "June"]),

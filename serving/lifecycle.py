@@ -67,6 +67,7 @@ CUT_SETTLE_S = 2.0
 MIN_FLUSH_S = 1.0
 ENGINE_WATCH_INTERVAL_S = 1.0
 PR_SET_CHILD_SUBREAPER = 36
+KILLED_EXIT_WAIT_S = 60
 
 
 # --- the `bentoml serve` process (CLI, then circus arbiter) -----------------------------------------------
@@ -168,6 +169,12 @@ def _outlive_descendants() -> None:
         for process in alive:
             with contextlib.suppress(psutil.NoSuchProcess):
                 process.kill()
+        # A killed process is gone only once the kernel has torn down its memory: seconds for a vLLM worker's
+        # gigabytes on a busy host (CI once saw one still running 5 s after SIGKILL). Waited for, so that
+        # nothing outlives this process; also reaps the orphans re-parented to it (the subreaper).
+        _, alive = psutil.wait_procs(alive, timeout=KILLED_EXIT_WAIT_S)
+        if alive:
+            log.error("%d process(es) survived SIGKILL for %d s: %s", len(alive), KILLED_EXIT_WAIT_S, alive)
     # Also reaps the zombies of orphans re-parented to this process (the subreaper) after circus stopped reaping.
     psutil.wait_procs(descendants, timeout=5)
     log.info("bentoml serve exits (status %d)", _ServeProcess.exit_status)

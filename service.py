@@ -88,7 +88,7 @@ class LLMService:
             model_name=self.handle.model.name,
             persist_default=settings.persist_results,
         )
-        self.viggo_predictor = ViggoPredictor(self.generator)
+        self.viggo_predictor = ViggoPredictor(self.generator, span_values=settings.viggo_span_values)
         self.jobs = Jobs(
             generator=self.generator,
             engine_alive=lambda: not self.handle.engine.errored,

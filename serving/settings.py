@@ -106,6 +106,12 @@ class ServiceSettings(BaseSettings):
         "downloading (S3 listing sizes, Hub metadata) and after; beyond it 413.",
     )
     viggo_adapter: str | None = Field(None, description="Adapter used by /viggo when a request names none.")
+    viggo_span_values: bool = Field(
+        False,
+        description="Restrict /viggo's open-slot values (name, developer, dates, specifier) to runs of the "
+        "sentence's words: no invented value, at the price of a grammar compiled per request and of the "
+        "`grounded` flag, which then no longer tells a sentence that is not about a video game.",
+    )
     bundled_adapters: bool = Field(
         True,
         description="With the offline default model, register the ViGGO adapter shipped in finetune/adapters as "

@@ -10,7 +10,7 @@ import pytest
 from serving.errors import RequestError
 from serving.generation import LocalAdapters
 from tests.fakes import Completion, ScriptedGenerator
-from viggo.grammar import MR_GRAMMAR
+from viggo.grammar import MR_GRAMMAR, build_grammar, value_spans
 from viggo.predictor import ViggoOutputError, ViggoPredictor
 from viggo.prompt import FEW_SHOT_EXAMPLES
 from viggo.protocol import ViggoPrediction
@@ -65,3 +65,13 @@ def test_a_prompt_longer_than_the_context_is_a_request_error_on_sentence() -> No
     with pytest.raises(RequestError) as error:
         asyncio.run(predictor.predict("Halo is good."))
     assert error.value.field == "sentence" and error.value.status == 400
+
+
+def test_span_values_constrain_each_request_to_its_own_sentence() -> None:
+    fake = ScriptedGenerator(answers={"Halo is good.": Completion("inform(name[Halo], rating[good])")})
+    prediction = asyncio.run(ViggoPredictor(fake, span_values=True).predict("Halo is good."))
+    assert prediction.mr == "inform(name[Halo], rating[good])"
+    params = fake.calls[-1].params
+    assert params.structured_outputs is not None
+    assert params.structured_outputs.grammar == build_grammar(value_spans("Halo is good."))
+    assert params.structured_outputs.grammar != MR_GRAMMAR

@@ -75,37 +75,59 @@ def _too_large(what: str, size: int, limit: int) -> RequestError:
     )
 
 
+@dataclass(frozen=True)
+class FetchedAdapter:
+    """An adapter folder on local disk that passed validation: one this engine can load."""
+
+    path: Path
+    rank: int
+    base_model: str | None
+
+
 class AdapterFetcher:
-    """Puts an adapter's folder on local disk: off the event loop, once per source at a time, size-capped.
+    """Puts an adapter's folder on local disk and checks it: off the event loop, once per source at a time,
+    size-capped.
 
     Errors carry no field: the caller knows which request field named the source.
     """
 
-    def __init__(self, settings: ServiceSettings, roots: list[Path]) -> None:
+    def __init__(self, settings: ServiceSettings, roots: list[Path], model: ResolvedModel) -> None:
         self.settings = settings
         self.roots = roots
-        self._in_flight: dict[tuple[str, Path], asyncio.Future[Path]] = {}
+        self.model = model
+        self._in_flight: dict[tuple[str, Path], asyncio.Future[FetchedAdapter]] = {}
 
-    async def fetch(self, source: str, downloads: Path, kind: SourceKind | None = None) -> Path:
-        """The local folder of `source`, downloading into `downloads` if needed.
+    async def fetch(self, source: str, downloads: Path, kind: SourceKind | None = None) -> FetchedAdapter:
+        """The validated local folder of `source`, downloading into `downloads` if needed.
 
         Racing callers share one download. It is shielded: a caller that goes away (client disconnect)
-        does not cancel the download the others wait for.
+        does not cancel the download the others wait for. Validation runs inside it too, so a refused
+        download is deleted even when every caller has gone.
         """
         key = (source, downloads)
         future = self._in_flight.get(key)
         if future is None:
             future = asyncio.ensure_future(
-                asyncio.to_thread(self._fetch, source, downloads, kind or source_kind(source))
+                asyncio.to_thread(self._fetch_checked, source, downloads, kind or source_kind(source))
             )
             self._in_flight[key] = future
             future.add_done_callback(lambda done: self._finished(key, done))
         return await asyncio.shield(future)
 
-    def _finished(self, key: tuple[str, Path], future: asyncio.Future[Path]) -> None:
+    def _finished(self, key: tuple[str, Path], future: asyncio.Future[FetchedAdapter]) -> None:
         self._in_flight.pop(key, None)
         if not future.cancelled():
             future.exception()  # retrieved: every waiter may have gone, which is no reason for asyncio to warn
+
+    def _fetch_checked(self, source: str, downloads: Path, kind: SourceKind) -> FetchedAdapter:
+        path = self._fetch(source, downloads, kind)
+        try:
+            return self._check(source, path)
+        except ServiceError as exc:
+            if path.is_relative_to(downloads):  # a refused download is no use to keep; a local folder stays
+                shutil.rmtree(path, ignore_errors=True)
+                log.warning("adapter %s refused after its download, which is deleted: %s", source, exc.message)
+            raise
 
     def _fetch(self, source: str, downloads: Path, kind: SourceKind) -> Path:
         limit = self.settings.max_adapter_bytes
@@ -135,6 +157,33 @@ class AdapterFetcher:
         if size > limit:
             raise _too_large(f"adapter {source}", size, limit)
         return path
+
+    def _check(self, source: str, path: Path) -> FetchedAdapter:
+        config_file = path / "adapter_config.json"
+        if not config_file.is_file():
+            raise RequestError(f"{source} has no adapter_config.json: not a PEFT LoRA adapter")
+        if not (path / "adapter_model.safetensors").is_file():
+            found = sorted(p.name for p in path.iterdir() if p.name.startswith("adapter_model"))
+            raise RequestError(
+                f"{source}: expected adapter_model.safetensors, found {found or 'no weights'}; "
+                "only safetensors weights are loaded (convert .bin with peft's save_pretrained)"
+            )
+        try:
+            config = json.loads(config_file.read_text())
+            rank = int(config.get("r", 0))
+        except (ValueError, AttributeError) as exc:
+            raise RequestError(f"{source}: adapter_config.json is not a PEFT config: {exc}") from exc
+        if rank > self.settings.max_lora_rank:
+            raise RequestError(
+                f"adapter rank {rank} exceeds max_lora_rank {self.settings.max_lora_rank}; "
+                "restart the service with a larger max_lora_rank"
+            )
+        base = config.get("base_model_name_or_path")
+        if base and not _same_model(base, self.model):
+            raise RequestError(
+                f"adapter was trained for base model {base!r}, but this service serves {self.model.name!r}"
+            )
+        return FetchedAdapter(path=path, rank=rank, base_model=base)
 
     def _local(self, source: str) -> Path:
         resolved = Path(source).expanduser().resolve()
@@ -209,7 +258,7 @@ class AdapterRegistry:
         if self.store is not None and self.store.kind is SourceKind.LOCAL:
             configured.append(Path(self.store.uri))
         self.roots = [p.resolve() for p in (*settings.adapter_roots, *configured, self.cache)]
-        self.fetcher = AdapterFetcher(settings, self.roots)
+        self.fetcher = AdapterFetcher(settings, self.roots, model)
         if self.store is not None:
             self._attach_store()
 
@@ -266,44 +315,14 @@ class AdapterRegistry:
     async def _fetch_valid(
         self, name: str, source: str, downloads: Path, kind: SourceKind | None = None
     ) -> AdapterInfo:
-        path = await self.fetcher.fetch(source, downloads, kind)
-        try:
-            return self._validate(name, source, path)
-        except ServiceError:
-            await self._delete_download(str(path))  # a refused download is no use to keep
-            raise
+        fetched = await self.fetcher.fetch(source, downloads, kind)
+        return AdapterInfo(
+            name=name, source=source, path=str(fetched.path), rank=fetched.rank, base_model=fetched.base_model
+        )
 
     async def _delete_download(self, folder: str) -> None:
         if Path(folder).is_relative_to(self.cache):
             await asyncio.to_thread(shutil.rmtree, folder, ignore_errors=True)
-
-    # --- validation ----------------------------------------------------------------------------
-    def _validate(self, name: str, source: str, path: Path) -> AdapterInfo:
-        config_file = path / "adapter_config.json"
-        if not config_file.is_file():
-            raise RequestError(f"{source} has no adapter_config.json: not a PEFT LoRA adapter")
-        if not (path / "adapter_model.safetensors").is_file():
-            found = sorted(p.name for p in path.iterdir() if p.name.startswith("adapter_model"))
-            raise RequestError(
-                f"{source}: expected adapter_model.safetensors, found {found or 'no weights'}; "
-                "only safetensors weights are loaded (convert .bin with peft's save_pretrained)"
-            )
-        try:
-            config = json.loads(config_file.read_text())
-            rank = int(config.get("r", 0))
-        except (ValueError, AttributeError) as exc:
-            raise RequestError(f"{source}: adapter_config.json is not a PEFT config: {exc}") from exc
-        if rank > self.settings.max_lora_rank:
-            raise RequestError(
-                f"adapter rank {rank} exceeds max_lora_rank {self.settings.max_lora_rank}; "
-                "restart the service with a larger max_lora_rank"
-            )
-        base = config.get("base_model_name_or_path")
-        if base and not _same_model(base, self.model):
-            raise RequestError(
-                f"adapter was trained for base model {base!r}, but this service serves {self.model.name!r}"
-            )
-        return AdapterInfo(name=name, source=source, path=str(path), rank=rank, base_model=base)
 
     # --- on demand -----------------------------------------------------------------------------
     async def _load_from_store(self, name: str) -> LoRARequest:

@@ -95,6 +95,10 @@ class MotoServer:
             self._process.wait()
         self._process = None
 
+    def log(self, last_chars: int = 4000) -> str:
+        """The end of the server's log (its request lines), for failure messages."""
+        return self._log_path.read_text(errors="replace")[-last_chars:]
+
     def client(self) -> S3Client:
         import boto3
 

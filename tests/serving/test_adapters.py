@@ -108,7 +108,7 @@ def test_oversized_adapter_is_refused_before_any_download(
 ) -> None:
     upload_adapter(moto_server, s3_bucket, "big")
     settings = make_settings(tmp_path, moto_server, max_adapter_bytes=ADAPTER_BYTES - 1)
-    fetcher = AdapterFetcher(settings, roots=[])
+    fetcher = AdapterFetcher(settings, roots=[], model=MODEL)
     caplog.set_level(logging.INFO, logger="serving.s3")
     with pytest.raises(RequestError) as refused:
         asyncio.run(fetcher.fetch(f"s3://{s3_bucket}/big", tmp_path / "downloads"))
@@ -119,7 +119,7 @@ def test_oversized_adapter_is_refused_before_any_download(
 
 def test_oversized_local_adapter_is_refused(tmp_path: Path, moto_server: MotoServer) -> None:
     settings = make_settings(tmp_path, moto_server, max_adapter_bytes=ADAPTER_BYTES - 1)
-    fetcher = AdapterFetcher(settings, roots=[BUNDLED.parent])
+    fetcher = AdapterFetcher(settings, roots=[BUNDLED.parent], model=MODEL)
     with pytest.raises(RequestError) as refused:
         asyncio.run(fetcher.fetch(str(BUNDLED), tmp_path / "downloads"))
     assert refused.value.status == 413
@@ -129,13 +129,14 @@ def test_racing_fetches_of_one_source_download_it_once(
     tmp_path: Path, moto_server: MotoServer, s3_bucket: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     upload_adapter(moto_server, s3_bucket, "shared")
-    fetcher = AdapterFetcher(make_settings(tmp_path, moto_server), roots=[])
+    fetcher = AdapterFetcher(make_settings(tmp_path, moto_server), roots=[], model=MODEL)
     caplog.set_level(logging.INFO, logger="serving.s3")
 
     async def race() -> list[Path]:
-        return await asyncio.gather(
+        fetched = await asyncio.gather(
             *(fetcher.fetch(f"s3://{s3_bucket}/shared", tmp_path / "downloads") for _ in range(5))
         )
+        return [adapter.path for adapter in fetched]
 
     paths = asyncio.run(race())
     assert len(set(paths)) == 1 and sorted(p.name for p in paths[0].iterdir() if p.name in ADAPTER_FILES) == sorted(
@@ -144,8 +145,26 @@ def test_racing_fetches_of_one_source_download_it_once(
     assert caplog.text.count("downloading adapter") == 1
 
 
+def test_refused_download_is_deleted_even_when_its_caller_left(
+    tmp_path: Path, moto_server: MotoServer, s3_bucket: str
+) -> None:
+    upload_adapter(moto_server, s3_bucket, "other-base", base_model_name_or_path="meta-llama/Llama-3.1-8B-Instruct")
+    fetcher = AdapterFetcher(make_settings(tmp_path, moto_server), roots=[], model=MODEL)
+
+    async def leave_early() -> None:
+        caller = asyncio.ensure_future(fetcher.fetch(f"s3://{s3_bucket}/other-base", tmp_path / "downloads"))
+        await asyncio.sleep(0)  # the shared download has started
+        (download,) = fetcher._in_flight.values()
+        caller.cancel()  # a client disconnect
+        with pytest.raises(RequestError, match="trained for base model"):
+            await download  # still runs to its end, validation included
+
+    asyncio.run(leave_early())
+    assert downloads_in(tmp_path / "downloads") == []
+
+
 def test_missing_s3_prefix_is_not_found(tmp_path: Path, moto_server: MotoServer, s3_bucket: str) -> None:
-    fetcher = AdapterFetcher(make_settings(tmp_path, moto_server), roots=[])
+    fetcher = AdapterFetcher(make_settings(tmp_path, moto_server), roots=[], model=MODEL)
     with pytest.raises(NotFoundError, match="no objects"):
         asyncio.run(fetcher.fetch(f"s3://{s3_bucket}/nothing", tmp_path / "downloads"))
 
@@ -269,7 +288,7 @@ def test_without_a_store_unknown_names_are_404(tmp_path: Path, moto_server: Moto
 
 def test_s3_transfer_cut_midway_is_an_upstream_error(tmp_path: Path, truncating_s3: str) -> None:
     settings = ServiceSettings(cache_dir=tmp_path / "cache", s3_endpoint_url=truncating_s3)
-    fetcher = AdapterFetcher(settings, roots=[])
+    fetcher = AdapterFetcher(settings, roots=[], model=MODEL)
     with pytest.raises(UpstreamError) as failed:
         asyncio.run(fetcher.fetch("s3://bucket/adapter", tmp_path / "downloads"))
     assert failed.value.status == 502 and "could not download adapter s3://bucket/adapter" in failed.value.message

@@ -311,12 +311,77 @@ _PLACE_PREPOSITIONS = frozenset(["in", "near", "outside", "across", "throughout"
 _BEFORE = re.compile(r"([^\W\d_]+)\.?\s+$")
 
 
-def context_labels(text: str, candidates: Sequence[Candidate]) -> dict[str, tuple[Label, ...]]:
-    """Labels a name may take when every occurrence of it is preceded by such a word (else no entry)."""
+def _words(*lines: str) -> frozenset[str]:
+    return frozenset(" ".join(lines).split())
+
+
+# A name's own head word gives its kind away wherever it stands: "Washington Post", "Times of India" and
+# "International Monetary Fund" are organizations, "Hudson River" and "Mount Kenya" places, "Nobel Prize" and
+# "Hurricane Ian" no entity at all; the 135M model called the first three persons. The head is the word
+# before "of" ("Bank of Japan") or else the last word; a few designators lead instead ("Mount Kenya").
+# Words that are also common surnames are left out (Park, Hall, Bay, Hill, Church, Ford, Lake as a head).
+_ORGANIZATION_HEADS = _words(
+    # company forms and corporate words
+    "inc corp corporation ltd llc plc gmbh ag company holdings group industries technologies motors "
+    "airlines airways labs studios pictures records entertainment media network broadcasting "
+    # publications and broadcasters
+    "post journal times herald tribune gazette telegraph chronicle magazine news press "
+    # institutions, public bodies, associations
+    "university college institute academy school museum orchestra foundation association society federation "
+    "union league club party council committee commission ministry department agency bureau authority "
+    "parliament congress senate assembly court police army navy service office organization organisation "
+    "institution fund international"
+)
+# An organization or a place, never a person: "Bank of England" but "West Bank", a hospital or an airport.
+_PLACE_OR_ORGANIZATION_HEADS = _words(
+    "bank hospital airport stadium station palace cathedral hotel zoo theatre theater centre center tower gallery"
+)
+_LOCATION_HEADS = _words(
+    "river mountains island islands sea ocean gulf valley desert canyon peninsula strait coast county "
+    "province region district street avenue boulevard square road canal forest falls glacier bridge"
+)
+_LOCATION_LEADS = frozenset(["mount", "lake", "cape", "fort", "isle", "gulf"])
+_ORGANIZATION_LEADS = frozenset(["university"])
+# Events and awards are none of the four types.
+_EVENT_HEADS = _words(
+    "prize prizes award awards cup olympics games championship championships marathon war wars summit festival"
+)
+_EVENT_LEADS = frozenset(["hurricane", "typhoon", "cyclone", "storm", "operation"])
+
+
+def head_labels(name: str) -> tuple[Label, ...] | None:
+    """The labels `name`'s own words leave possible, or None when they say nothing."""
+    words = [word.casefold().rstrip(".") for word in name.split()]
+    if len(words) < 2:  # one word is its own head: "Police", "Shares" at a sentence's start say nothing
+        return None
+    head = words[words.index("of", 1) - 1] if "of" in words[1:] else words[-1]
+    lead = words[0]
+    if head in _EVENT_HEADS or lead in _EVENT_LEADS:
+        return ("none",)
+    if head in _ORGANIZATION_HEADS or lead in _ORGANIZATION_LEADS:
+        return ("organization", "none")
+    if head in _LOCATION_HEADS or lead in _LOCATION_LEADS:
+        return ("location", "none")
+    if head in _PLACE_OR_ORGANIZATION_HEADS:
+        return ("organization", "location", "none")
+    return None
+
+
+def context_labels(
+    text: str, candidates: Sequence[Candidate], *, head_words: bool = True
+) -> dict[str, tuple[Label, ...]]:
+    """Labels a name may take: what its head word allows (`head_labels`, for the sides of an "X of Y" run too;
+    with `head_words`), else what the word before it allows when every occurrence of it is preceded by such
+    a word (else no entry)."""
     seen: dict[str, set[tuple[Label, ...]]] = {}
+    by_head: dict[str, tuple[Label, ...]] = {}
     for candidate in candidates:
         if candidate.kind != "name":
             continue
+        if head_words:
+            for name in (candidate, *(alternatives(candidate) or ())):
+                if (labels_of_head := head_labels(name.text)) is not None:
+                    by_head[name.text] = labels_of_head
         before = _BEFORE.search(text[max(0, candidate.start - 20) : candidate.start])
         word = before.group(1).casefold() if before else ""
         if word in _PLACE_PREPOSITIONS:
@@ -326,7 +391,10 @@ def context_labels(text: str, candidates: Sequence[Candidate]) -> dict[str, tupl
         else:
             labels = ()
         seen.setdefault(candidate.text, set()).add(labels)
-    return {name: next(iter(options)) for name, options in seen.items() if len(options) == 1 and () not in options}
+    by_context = {
+        name: next(iter(options)) for name, options in seen.items() if len(options) == 1 and () not in options
+    }
+    return by_context | by_head
 
 
 def unique_texts(candidates: list[Candidate], kind: Literal["name", "date"]) -> list[str]:

@@ -153,9 +153,9 @@ def per_candidate_variant(gen: Generator) -> Predict:
     return predict
 
 
-def extractor_variant(gen: Generator, messages: Messages = labelling_messages) -> Predict:
+def extractor_variant(gen: Generator, messages: Messages = labelling_messages, *, head_words: bool = True) -> Predict:
     """The shipped extractor (candidates with "of" sides, resolution, scores), optionally with another prompt."""
-    extractor = EntityExtractor(gen, max_text_chars=200_000, messages=messages)
+    extractor = EntityExtractor(gen, max_text_chars=200_000, messages=messages, head_words=head_words)
 
     async def predict(text: str) -> Prediction:
         extraction = await extractor.extract(text)
@@ -194,6 +194,8 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     # The shipped prompt before its hints (ner.prompt.HINTS) were chosen.
     "no_hints": lambda gen: extractor_variant(gen, _prompt(DEFINITIONS)),
     "more_examples": lambda gen: extractor_variant(gen, _prompt(examples=EXAMPLES + MORE_EXAMPLES)),
+    # The shipped extractor before names were narrowed by their head words (ner.candidates.head_labels).
+    "no_head_words": lambda gen: extractor_variant(gen, head_words=False),
 }
 
 

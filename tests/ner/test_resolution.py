@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ner.candidates import alternatives, context_labels, propose
+from ner.candidates import alternatives, context_labels, head_labels, propose
 from ner.decoding import Label, answer_json, labelling_params
 from ner.extractor import EntityExtractor
 from ner.resolution import Labelled, labelling_names, merge, resolve
@@ -88,3 +88,38 @@ def test_context_narrows_the_labels_a_name_may_take() -> None:
     assert isinstance(schema, dict)
     assert schema["properties"]["Vigo"]["enum"] == ["location", "none"]
     assert schema["properties"]["Berlin"]["enum"] == ["person", "organization", "location", "none"]
+
+
+@pytest.mark.parametrize(
+    ("name", "labels"),
+    [
+        ("Washington Post", ("organization", "none")),
+        ("Times of India", ("organization", "none")),  # the head stands before "of"
+        ("International Monetary Fund", ("organization", "none")),
+        ("University College London", ("organization", "none")),  # a leading designator
+        ("Bank of England", ("organization", "location", "none")),
+        ("West Bank", ("organization", "location", "none")),
+        ("Hudson River", ("location", "none")),
+        ("Mount Kenya", ("location", "none")),
+        ("Times Square", ("location", "none")),
+        ("Nobel Prize", ("none",)),
+        ("Hurricane Ian", ("none",)),
+        ("Michael Bay", None),  # surnames that are also place words are not heads
+        ("Park Chan-wook", None),
+        ("Police", None),  # one word says nothing: "Police said ..." starts many sentences
+        ("Tim Cook of Apple", None),
+    ],
+)
+def test_a_names_head_word_narrows_its_labels(name: str, labels: tuple[str, ...] | None) -> None:
+    assert head_labels(name) == labels
+
+
+def test_head_words_narrow_the_sides_of_a_run_and_win_over_the_word_before() -> None:
+    text = "Mary Barra of General Motors spoke in Wall Street Journal interviews. The Times of India agreed."
+    allowed = context_labels(text, propose(text))
+    assert allowed["General Motors"] == ("organization", "none")  # a side of "Mary Barra of General Motors"
+    assert allowed["Wall Street Journal"] == ("organization", "none")  # not ("location", "none") after "in"
+    assert allowed["Times of India"] == ("organization", "none")
+    assert "Mary Barra" not in allowed and "India" not in allowed
+    without = context_labels(text, propose(text), head_words=False)
+    assert without == {"Wall Street Journal": ("location", "none")}  # the word before only

@@ -61,7 +61,8 @@ def value_spans(sentence: str, max_words: int = MAX_SPAN_WORDS) -> list[str]:
             run = " ".join(words[start:end])
             span = run.strip(_OUTER_PUNCTUATION)
             # An abbreviation keeps its full stop: "Spectrum HoloByte, Inc." (a sentence's end is stripped).
-            abbreviation = run.rstrip(",;:!?") if _ABBREVIATION.search(run.rstrip(",;:!?")) else ""
+            unpunctuated = run.rstrip(",;:!?")
+            abbreviation = unpunctuated if _ABBREVIATION.search(unpunctuated) else ""
             for variant in (span, _POSSESSIVE.sub("", span), abbreviation.lstrip(_OUTER_PUNCTUATION)):
                 if variant and "[" not in variant and "]" not in variant and " " not in (variant[0], variant[-1]):
                     spans[variant] = None

@@ -17,12 +17,17 @@ def corpus_mrs(viggo_data: Path) -> list[str]:
     return [example.mr for split in ("train", "valid") for example in load_examples(viggo_data, split)]
 
 
-@pytest.fixture(scope="session")
-def grammar_accepts() -> Callable[[str], bool]:
-    compiled = xgr.GrammarCompiler(xgr.TokenizerInfo([])).compile_grammar(xgr.Grammar.from_ebnf(MR_GRAMMAR))
+def matcher_for(grammar: str) -> Callable[[str], bool]:
+    """Whether xgrammar's matcher for the EBNF `grammar` accepts a whole text."""
+    compiled = xgr.GrammarCompiler(xgr.TokenizerInfo([])).compile_grammar(xgr.Grammar.from_ebnf(grammar))
 
     def accepts(text: str) -> bool:
         matcher = xgr.GrammarMatcher(compiled, terminate_without_stop_token=True)
         return matcher.accept_string(text) and matcher.is_terminated()
 
     return accepts
+
+
+@pytest.fixture(scope="session")
+def grammar_accepts() -> Callable[[str], bool]:
+    return matcher_for(MR_GRAMMAR)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import xgrammar as xgr
 
+from tests.viggo.conftest import matcher_for
 from viggo.dataset import load_examples
 from viggo.grammar import MR_GRAMMAR, build_grammar, value_spans
 from viggo.grounding import OPEN_ATTRIBUTES
@@ -79,12 +80,6 @@ def test_parse_never_fails_on_grammar_output() -> None:
     assert produced > 100
 
 
-def accepted_by(grammar: str, text: str) -> bool:
-    compiled = xgr.GrammarCompiler(xgr.TokenizerInfo([])).compile_grammar(xgr.Grammar.from_ebnf(grammar))
-    matcher = xgr.GrammarMatcher(compiled, terminate_without_stop_token=True)
-    return matcher.accept_string(text) and matcher.is_terminated()
-
-
 SENTENCE = "I think Need For Speed: Payback, made by Ghost Games in 2017, is a fun game."
 
 
@@ -107,7 +102,7 @@ def test_value_spans_are_word_runs_that_cross_no_clause() -> None:
     ],
 )
 def test_span_grammar_takes_open_values_only_from_the_sentence(mr: str, accepted: bool) -> None:
-    assert accepted_by(build_grammar(value_spans(SENTENCE)), mr) is accepted
+    assert matcher_for(build_grammar(value_spans(SENTENCE)))(mr) is accepted
 
 
 def test_span_grammar_accepts_the_corpus_mr_of_every_sentence_whose_values_occur_in_it(viggo_data: Path) -> None:
@@ -122,5 +117,5 @@ def test_span_grammar_accepts_the_corpus_mr_of_every_sentence_whose_values_occur
         )
     ]
     assert len(verbatim) > 190
-    rejected = [ex.mr for ex in verbatim if not accepted_by(build_grammar(value_spans(ex.sentence)), ex.mr)]
+    rejected = [ex.mr for ex in verbatim if not matcher_for(build_grammar(value_spans(ex.sentence)))(ex.mr)]
     assert rejected == []

@@ -367,18 +367,35 @@ def head_labels(name: str) -> tuple[Label, ...] | None:
     return None
 
 
+@dataclass(frozen=True)
+class LabelRules:
+    """Which rules narrow a name's labels before the model chooses (`context_labels`).
+
+    `head_words`: a name's head word (`head_labels`). `lone_word_persons`: a single word is a person only
+    after a title, or where it is also the last word of a longer name in the same text ("Merkel" beside
+    "Angela Merkel"): in news text most single capitalised words are companies, outlets or places.
+    """
+
+    head_words: bool = True
+    lone_word_persons: bool = False
+
+
+SHIPPED_RULES = LabelRules()
+
+
 def context_labels(
-    text: str, candidates: Sequence[Candidate], *, head_words: bool = True
+    text: str, candidates: Sequence[Candidate], rules: LabelRules = SHIPPED_RULES
 ) -> dict[str, tuple[Label, ...]]:
-    """Labels a name may take: what its head word allows (`head_labels`, for the sides of an "X of Y" run too;
-    with `head_words`), else what the word before it allows when every occurrence of it is preceded by such
-    a word (else no entry)."""
+    """Labels a name may take: what its head word allows (`head_labels`, for the sides of an "X of Y" run
+    too), else what the word before it allows when every occurrence of it is preceded by such a word, else
+    (with `rules.lone_word_persons`) no person for a single word without a longer name ending in it; no entry
+    when nothing narrows it."""
     seen: dict[str, set[tuple[Label, ...]]] = {}
     by_head: dict[str, tuple[Label, ...]] = {}
-    for candidate in candidates:
-        if candidate.kind != "name":
-            continue
-        if head_words:
+    names = [candidate for candidate in candidates if candidate.kind == "name"]
+    surnames = {candidate.text.split()[-1] for candidate in names if len(candidate.text.split()) > 1}
+    for candidate in names:
+        if rules.head_words:
             for name in (candidate, *(alternatives(candidate) or ())):
                 if (labels_of_head := head_labels(name.text)) is not None:
                     by_head[name.text] = labels_of_head
@@ -388,6 +405,8 @@ def context_labels(
             labels: tuple[Label, ...] = ("location", "none")
         elif word in _TITLES:
             labels = ("person", "none")
+        elif rules.lone_word_persons and " " not in candidate.text and candidate.text not in surnames:
+            labels = ("organization", "location", "none")
         else:
             labels = ()
         seen.setdefault(candidate.text, set()).add(labels)

@@ -24,7 +24,7 @@ from langchain_core.prompts import ChatPromptTemplate, FewShotChatMessagePromptT
 from vllm import SamplingParams
 from vllm.sampling_params import StructuredOutputsParams
 
-from ner.candidates import propose, unique_texts
+from ner.candidates import SHIPPED_RULES, LabelRules, propose, unique_texts
 from ner.decoding import NAME_LABELS, labelling_params, parse_labels
 from ner.evaluate import Predict, Prediction, evaluate, format_summary, load_gold
 from ner.extractor import EntityExtractor
@@ -153,9 +153,12 @@ def per_candidate_variant(gen: Generator) -> Predict:
     return predict
 
 
-def extractor_variant(gen: Generator, messages: Messages = labelling_messages, *, head_words: bool = True) -> Predict:
-    """The shipped extractor (candidates with "of" sides, resolution, scores), optionally with another prompt."""
-    extractor = EntityExtractor(gen, max_text_chars=200_000, messages=messages, head_words=head_words)
+def extractor_variant(
+    gen: Generator, messages: Messages = labelling_messages, rules: LabelRules = SHIPPED_RULES
+) -> Predict:
+    """The shipped extractor (candidates with "of" sides, resolution, scores), optionally with another prompt
+    or other label rules."""
+    extractor = EntityExtractor(gen, max_text_chars=200_000, messages=messages, rules=rules)
 
     async def predict(text: str) -> Prediction:
         extraction = await extractor.extract(text)
@@ -195,7 +198,8 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     "no_hints": lambda gen: extractor_variant(gen, _prompt(DEFINITIONS)),
     "more_examples": lambda gen: extractor_variant(gen, _prompt(examples=EXAMPLES + MORE_EXAMPLES)),
     # The shipped extractor before names were narrowed by their head words (ner.candidates.head_labels).
-    "no_head_words": lambda gen: extractor_variant(gen, head_words=False),
+    "no_head_words": lambda gen: extractor_variant(gen, rules=LabelRules(head_words=False)),
+    "lone_word_persons": lambda gen: extractor_variant(gen, rules=LabelRules(lone_word_persons=True)),
 }
 
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ner.candidates import context_labels, propose, unique_texts
+from ner.candidates import SHIPPED_RULES, LabelRules, context_labels, propose, unique_texts
 from ner.decoding import answer_json, label_scores, labelling_params, read_labels
 from ner.documents import Part, halves, pack
 from ner.grounding import ground, normal
@@ -50,14 +50,14 @@ class EntityExtractor:
         max_tokens: int = 256,
         part_tokens: int = 256,
         messages: Messages = labelling_messages,
-        head_words: bool = True,
+        rules: LabelRules = SHIPPED_RULES,
     ) -> None:
         """`part_tokens`: the most tokens of text labelled in one prompt (less when the context is short);
-        `messages`: the labelling prompt (`ner.prompt`; experiments compare others); `head_words`: narrow
-        labels by a name's head word (`ner.candidates.head_labels`; experiments measure it off)."""
+        `messages`: the labelling prompt (`ner.prompt`; experiments compare others); `rules`: which rules
+        narrow a name's labels before the model chooses (experiments measure them on and off)."""
         self.generator = generator
         self.messages = messages
-        self.head_words = head_words
+        self.rules = rules
         self.max_text_chars = max_text_chars
         self.max_tokens = max_tokens
         self.part_tokens = part_tokens
@@ -128,7 +128,7 @@ class EntityExtractor:
         longest = len(self.generator.encode(answer_json(dict.fromkeys(names, "organization")))) + 8
         budget, retries = min(max(self.max_tokens, longest), room), 0
         while True:
-            params = labelling_params(names, budget, context_labels(text, candidates, head_words=self.head_words))
+            params = labelling_params(names, budget, context_labels(text, candidates, self.rules))
             output = await self.generator.complete(prompt_ids, params, adapter=adapter)
             if output.finish_reason != "length":
                 break

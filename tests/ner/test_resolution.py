@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from ner.candidates import alternatives, context_labels, head_labels, propose
+from ner.candidates import LabelRules, alternatives, context_labels, head_labels, propose
 from ner.decoding import Label, answer_json, labelling_params
 from ner.extractor import EntityExtractor
 from ner.resolution import Labelled, labelling_names, merge, resolve
@@ -121,5 +121,15 @@ def test_head_words_narrow_the_sides_of_a_run_and_win_over_the_word_before() -> 
     assert allowed["Wall Street Journal"] == ("organization", "none")  # not ("location", "none") after "in"
     assert allowed["Times of India"] == ("organization", "none")
     assert "Mary Barra" not in allowed and "India" not in allowed
-    without = context_labels(text, propose(text), head_words=False)
+    without = context_labels(text, propose(text), LabelRules(head_words=False))
     assert without == {"Wall Street Journal": ("location", "none")}  # the word before only
+
+
+def test_a_lone_word_is_a_person_only_after_a_title_or_as_a_longer_names_last_word() -> None:
+    text = "Angela Merkel praised Spotify. Merkel met Pope Francis, and Shares rose."
+    allowed = context_labels(text, propose(text), LabelRules(lone_word_persons=True))
+    assert allowed["Spotify"] == ("organization", "location", "none")
+    assert allowed["Shares"] == ("organization", "location", "none")
+    assert allowed["Francis"] == ("person", "none")
+    assert "Merkel" not in allowed and "Angela Merkel" not in allowed
+    assert "Spotify" not in context_labels(text, propose(text))  # off by default

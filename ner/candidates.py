@@ -377,23 +377,31 @@ class LabelRules:
     """
 
     head_words: bool = True
-    lone_word_persons: bool = False
+    lone_word_persons: bool = True
 
 
 SHIPPED_RULES = LabelRules()
 
 
+def name_endings(candidates: Sequence[Candidate]) -> frozenset[str]:
+    """The last words of the longer names: a single word among them may be a person ("Merkel")."""
+    return frozenset(c.text.split()[-1] for c in candidates if c.kind == "name" and " " in c.text)
+
+
 def context_labels(
-    text: str, candidates: Sequence[Candidate], rules: LabelRules = SHIPPED_RULES
+    text: str,
+    candidates: Sequence[Candidate],
+    rules: LabelRules = SHIPPED_RULES,
+    endings: frozenset[str] | None = None,
 ) -> dict[str, tuple[Label, ...]]:
     """Labels a name may take: what its head word allows (`head_labels`, for the sides of an "X of Y" run
     too), else what the word before it allows when every occurrence of it is preceded by such a word, else
-    (with `rules.lone_word_persons`) no person for a single word without a longer name ending in it; no entry
-    when nothing narrows it."""
+    (with `rules.lone_word_persons`) no person for a single word that ends no longer name (`endings`: of the
+    whole document a part of which `text` is; default: of `candidates`); no entry when nothing narrows it."""
     seen: dict[str, set[tuple[Label, ...]]] = {}
     by_head: dict[str, tuple[Label, ...]] = {}
     names = [candidate for candidate in candidates if candidate.kind == "name"]
-    surnames = {candidate.text.split()[-1] for candidate in names if len(candidate.text.split()) > 1}
+    surnames = name_endings(candidates) if endings is None else endings
     for candidate in names:
         if rules.head_words:
             for name in (candidate, *(alternatives(candidate) or ())):

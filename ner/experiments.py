@@ -199,7 +199,8 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     "more_examples": lambda gen: extractor_variant(gen, _prompt(examples=EXAMPLES + MORE_EXAMPLES)),
     # The shipped extractor before names were narrowed by their head words (ner.candidates.head_labels).
     "no_head_words": lambda gen: extractor_variant(gen, rules=LabelRules(head_words=False)),
-    "lone_word_persons": lambda gen: extractor_variant(gen, rules=LabelRules(lone_word_persons=True)),
+    # The shipped extractor before a lone word needed a title or a longer name to be a person.
+    "lone_word_any_label": lambda gen: extractor_variant(gen, rules=LabelRules(lone_word_persons=False)),
 }
 
 

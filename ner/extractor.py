@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ner.candidates import SHIPPED_RULES, LabelRules, context_labels, propose, unique_texts
+from ner.candidates import SHIPPED_RULES, LabelRules, context_labels, name_endings, propose, unique_texts
 from ner.decoding import answer_json, label_scores, labelling_params, read_labels
 from ner.documents import Part, halves, pack
 from ner.grounding import ground, normal
@@ -92,7 +92,9 @@ class EntityExtractor:
         self._validate(text)
         if self._fixed_tokens >= self.generator.max_model_len:
             raise self._too_long(self._fixed_tokens)
-        labelled = await asyncio.gather(*(self._label_part(text, part, adapter) for part in self.parts(text)))
+        # A surname alone in one part may be a person named in full in another.
+        endings = name_endings(propose(text))
+        labelled = await asyncio.gather(*(self._label_part(text, part, endings, adapter) for part in self.parts(text)))
         parts = [part for group in labelled for part in group]
         decided = merge(part.labels for part in parts)
         dates: list[tuple[EntityType, str]] = [("date", date) for date in unique_texts(propose(text), "date")]
@@ -103,18 +105,18 @@ class EntityExtractor:
             retries=sum(part.retries for part in parts), finish=finishes[-1] if finishes else None
         )
 
-    async def _label_part(self, text: str, part: Part, adapter: str | None) -> list[_Labelled]:
+    async def _label_part(self, text: str, part: Part, endings: frozenset[str], adapter: str | None) -> list[_Labelled]:
         """Labels for one part; a part whose prompt does not fit is labelled in halves."""
         try:
-            return [await self._label(part.of(text), adapter)]
+            return [await self._label(part.of(text), endings, adapter)]
         except _PromptTooLong as error:
             pieces = halves(text, part)
             if len(pieces) < 2:
                 raise self._too_long(error.tokens) from None
-            groups = await asyncio.gather(*(self._label_part(text, piece, adapter) for piece in pieces))
+            groups = await asyncio.gather(*(self._label_part(text, piece, endings, adapter) for piece in pieces))
             return [labelled for group in groups for labelled in group]
 
-    async def _label(self, text: str, adapter: str | None) -> _Labelled:
+    async def _label(self, text: str, endings: frozenset[str], adapter: str | None) -> _Labelled:
         candidates = propose(text)
         names = labelling_names(candidates)
         if not names:  # nothing for the model to decide
@@ -128,7 +130,7 @@ class EntityExtractor:
         longest = len(self.generator.encode(answer_json(dict.fromkeys(names, "organization")))) + 8
         budget, retries = min(max(self.max_tokens, longest), room), 0
         while True:
-            params = labelling_params(names, budget, context_labels(text, candidates, self.rules))
+            params = labelling_params(names, budget, context_labels(text, candidates, self.rules, endings))
             output = await self.generator.complete(prompt_ids, params, adapter=adapter)
             if output.finish_reason != "length":
                 break

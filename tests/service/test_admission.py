@@ -13,12 +13,21 @@ import httpx
 
 from tests.conftest import SERVICE_MAX_CONCURRENCY, ServiceUnderTest
 
-LONG_STREAM = {"prompt": "Once upon a time", "max_tokens": 1500, "temperature": 1.0}
+# ignore_eos: a stream that sampled its end early would free its slot and let a request the test expects to be
+# refused in (it happened in CI with /generate at temperature 1.0).
+LONG_STREAM = {
+    "model": "SmolLM2-135M-Instruct",
+    "prompt": "Once upon a time",
+    "max_tokens": 1500,
+    "ignore_eos": True,
+    "stream": True,
+}
 
 
 def hold_slot(stack: ExitStack, client: httpx.Client, server: ServiceUnderTest) -> Iterator[bytes]:
-    """A /generate stream that has started: it holds its admission slot until the stack closes it."""
-    response = stack.enter_context(client.stream("POST", f"{server.url}/generate", json=LONG_STREAM))
+    """A /v1 stream that has started and cannot end early: it holds its admission slot until the stack closes
+    it."""
+    response = stack.enter_context(client.stream("POST", f"{server.url}/v1/completions", json=LONG_STREAM))
     assert response.status_code == 200, response.read()
     return response.iter_bytes()
 

@@ -92,12 +92,13 @@ class EntityExtractor:
         self._validate(text)
         if self._fixed_tokens >= self.generator.max_model_len:
             raise self._too_long(self._fixed_tokens)
+        candidates = propose(text)  # of the whole document: its dates, and the longer names parts may lack
         # A surname alone in one part may be a person named in full in another.
-        endings = name_endings(propose(text))
+        endings = name_endings(candidates)
         labelled = await asyncio.gather(*(self._label_part(text, part, endings, adapter) for part in self.parts(text)))
         parts = [part for group in labelled for part in group]
         decided = merge(part.labels for part in parts)
-        dates: list[tuple[EntityType, str]] = [("date", date) for date in unique_texts(propose(text), "date")]
+        dates: list[tuple[EntityType, str]] = [("date", date) for date in unique_texts(candidates, "date")]
         scores = {normal(d.surface): d.score for d in decided} | {normal(date): 1.0 for _, date in dates}
         grounded = ground(text, [(d.type, d.surface) for d in decided] + dates, scores)
         finishes = [part.finish for part in parts if part.finish is not None]

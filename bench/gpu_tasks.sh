@@ -1,47 +1,83 @@
 #!/usr/bin/env bash
 # Task endpoints with real weights on the offline GPU host: the default model (SmolLM2-135M-Instruct; its GGUF
 # carried in two calls, .device-carry/g1/part00 then .device-carry/g2/part01, de-quantized there by
-# finetune/device/convert_gguf.py into the default-model cache) with the shipped ViGGO adapter.
-#   bash bench/gpu_tasks.sh stage              keep part00 in /tmp/gguf (the machine must stay warm until the next)
-#   bash bench/gpu_tasks.sh run 16,64,256      convert, start the service, /extract_entities and /viggo at each
-#                                              concurrency (4*C requests, `python -m bench --url`), then process start
-#                                              to ready: raw `vllm serve` and the service again (compile cache warm)
+# finetune/device/convert_gguf.py into the default-model cache) with the shipped ViGGO adapter. One phase per
+# `run` call, back to back (the machine must stay warm in between; bench/README.md gives the calls):
+#   bash bench/gpu_tasks.sh stage          keep part00 and the model's config/tokenizer files (smol-extra) in /tmp/gguf
+#   bash bench/gpu_tasks.sh service C,..   convert the model, start the service: /extract_entities and /viggo at each
+#                                          concurrency (`bench.task_baseline service`), the job API over 2,048 records
+#                                          each (`... jobs`), free vs JSON-schema chat completions (`bench --url`)
+#   bash bench/gpu_tasks.sh raw C,..       raw `vllm serve`, same flags and the adapter as `--lora-modules`: the same
+#                                          engine requests (`... raw`) and chat loads; then ViGGO via `LLM.generate`
+#   bash bench/gpu_tasks.sh starts N       N more starts of each, alternating: process start to ready
+# Environment: OUT (what comes back). Every start's seconds to ready: /tmp/starts.txt (all calls), copied to $OUT.
 set -uo pipefail
+PHASE=$1; ARG=${2:-}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 ROOT=$PWD; C=$ROOT/.device-carry
-if [ "$1" = stage ]; then mkdir -p /tmp/gguf && cp "$C/g1/part00" /tmp/gguf/ && ls -la /tmp/gguf; exit; fi
+if [ "$PHASE" = stage ]; then mkdir -p /tmp/gguf && cp -r "$C/g1/part00" "$C/smol-extra" /tmp/gguf/ && ls -la /tmp/gguf; exit; fi
+[ -d /tmp/site-bench/vllm ] || { echo "bundle not installed (machine went cold?)"; exit 3; }
 export PYTHONPATH=/tmp/site-bench VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
 M=$HOME/.cache/vllm-extraction/models/SmolLM2-135M-Instruct
-cat /tmp/gguf/part00 "$C/g2/part01" > /tmp/gguf/model.gguf || exit 3
-# The conversion sees only gguf besides the host's packages (the bundle's vLLM dependencies break transformers' import).
-python3 -m pip install -q --no-index --no-deps --target /tmp/gguf-site /tmp/gb-bench/wheels/gguf-*.whl
-PYTHONPATH=/tmp/gguf-site python3 finetune/device/convert_gguf.py /tmp/gguf/model.gguf "$M" "$C/smol-extra" 2>&1 | tail -2
-sha256sum "$M/model.safetensors" | cut -c1-16
+if [ ! -f "$M/model.safetensors" ]; then
+  cat /tmp/gguf/part00 "$C/g2/part01" > /tmp/gguf/model.gguf || exit 3
+  # The conversion sees only gguf besides the host's packages (the bundle's vLLM dependencies break transformers').
+  python3 -m pip install -q --no-index --no-deps --target /tmp/gguf-site /tmp/gb-bench/wheels/gguf-*.whl
+  PYTHONPATH=/tmp/gguf-site python3 finetune/device/convert_gguf.py /tmp/gguf/model.gguf "$M" /tmp/gguf/smol-extra 2>&1 | tail -2
+  sha256sum "$M/model.safetensors" | cut -c1-16
+fi
 if [ -f "$C/snap.tar" ]; then rm -rf /tmp/snap && mkdir /tmp/snap && tar -xf "$C/snap.tar" -C /tmp/snap && cd /tmp/snap; fi
 unset MODEL VLLM_ARGS
-export ADAPTERS=viggo=$ROOT/finetune/adapters/viggo-smollm2 VIGGO_ADAPTER=viggo PERSIST_RESULTS=false
-PORT=3100
-start() {  # $1: label; prints seconds to ready
-  t0=$(date +%s.%N)
-  setsid python3 -m bentoml serve . --host 127.0.0.1 --port $PORT >"/tmp/svc-$1.log" 2>&1 &
+ADAPTER=$ROOT/finetune/adapters/viggo-smollm2
+CSV=$C/viggo-valid.csv
+export ADAPTERS=viggo=$ADAPTER VIGGO_ADAPTER=viggo PERSIST_RESULTS=false
+export RESULTS_URI=/tmp/job-results SPOOL_DIR=/tmp/spool JOB_INPUT_ROOTS=/tmp/job-in
+PORT=3100; URL=http://127.0.0.1:$PORT
+RAW_ARGS=$(python3 -c "from serving.engine import resolve_model, vllm_cli_args; from serving.settings import \
+ServiceSettings; s = ServiceSettings(); print(' '.join(vllm_cli_args(s, resolve_model(s))))")
+
+start() {  # $1: service|raw; ready time to $OUT/starts.txt
+  local t0; t0=$(date +%s.%N)
+  if [ "$1" = service ]; then
+    setsid python3 -m bentoml serve . --host 127.0.0.1 --port $PORT >"/tmp/$1.log" 2>&1 &
+  else  # shellcheck disable=SC2086
+    setsid python3 -m bench.vllm_cli serve $RAW_ARGS --lora-modules "viggo=$ADAPTER" --host 127.0.0.1 --port $PORT \
+      >"/tmp/$1.log" 2>&1 &
+  fi
   SVC=$!
-  until python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" \
-      http://127.0.0.1:$PORT/readyz 2>/dev/null; do
-    sleep 0.5; kill -0 $SVC 2>/dev/null || { echo "$1 died"; tail -20 "/tmp/svc-$1.log"; return 1; }
+  local ready=/readyz; [ "$1" = raw ] && ready=/health
+  until python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" "$URL$ready" 2>/dev/null; do
+    sleep 0.5; kill -0 $SVC 2>/dev/null || { echo "$1 died"; tail -20 "/tmp/$1.log"; return 1; }
   done
-  echo "[tasks] $1 ready after $(python3 -c "import time; print(round(time.time() - $t0, 1))") s"
+  echo "$1 $(python3 -c "import time; print(round(time.time() - $t0, 1))") $(date -u +%H:%M:%S)" | tee -a /tmp/starts.txt
 }
 stop() { kill -TERM -- -$SVC 2>/dev/null; for _ in $(seq 30); do kill -0 $SVC 2>/dev/null || break; sleep 1; done
          kill -KILL -- -$SVC 2>/dev/null; sleep 3; }
-start service-first || exit 4
-for c in ${2//,/ }; do
-  timeout 150 python3 -m bench --url http://127.0.0.1:$PORT --label service --machine "h100-tasks-c$c" \
-    --concurrency '' --stream-shapes '' --structured-concurrency '' --task-concurrency "$c" --task-requests $((4 * c)) \
-    --out-dir /tmp/tasks-res --work-dir /tmp/tasks-work 2>&1 | grep "\[bench\] tasks" | cut -c1-600
-  cp /tmp/tasks-res/h100-tasks-c$c.json "$OUT/" 2>/dev/null
-done
-stop
-timeout 200 python3 -m bench --systems raw --machine h100-coldstart-smollm2 --concurrency '' --stream-shapes '' \
-  --structured-concurrency '' --task-requests 0 --out-dir /tmp/cs-res --work-dir /tmp/cs-work 2>&1 | grep "ready at"
-start service-again && stop
-tail -c 100000 /tmp/svc-service-first.log >"$OUT/server-tasks.log"
+chat() {  # free vs JSON-schema-constrained chat completions on whichever server runs
+  timeout 150 python3 -m bench --url $URL --label "$1" --machine "h100-structured-$1" --concurrency '' --stream-shapes '' \
+    --task-requests 0 --structured-concurrency "$ARG" --structured-prompts '2*C' --structured-max-tokens 96 \
+    --out-dir "$OUT" --work-dir /tmp/chat-work 2>&1 | grep "\[bench\]" | cut -c1-300
+}
+
+case $PHASE in
+  service)
+    start service || exit 4
+    timeout 240 python3 -m bench.task_baseline service --url $URL --concurrency "$ARG" --viggo-csv "$CSV" \
+      --out "$OUT/tasks-service.json"
+    timeout 150 python3 -m bench.task_baseline jobs --url $URL --corpus-dir /tmp/job-in --records 2048 \
+      --viggo-csv "$CSV" --out "$OUT/tasks-jobs.json"
+    chat service
+    stop; tail -c 60000 /tmp/service.log >"$OUT/service.log" ;;
+  raw)
+    start raw || exit 4
+    timeout 200 python3 -m bench.task_baseline raw --url $URL --adapter viggo --concurrency "$ARG" --viggo-csv "$CSV" \
+      --out "$OUT/tasks-raw.json"
+    chat raw
+    stop; tail -c 30000 /tmp/raw.log >"$OUT/raw.log"
+    timeout 240 python3 -m bench.task_baseline offline --adapter "viggo=$ADAPTER" --sentences 1024 --viggo-csv "$CSV" \
+      --out "$OUT/tasks-offline.json" 2>&1 | grep -v "^\s*$" | tail -5 ;;
+  starts)
+    for _ in $(seq "$ARG"); do for kind in service raw; do start $kind && stop; done; done ;;
+esac
+cp /tmp/starts.txt "$OUT/" 2>/dev/null
+exit 0

@@ -94,6 +94,14 @@ def _import_engine_modules() -> None:
     thread.join()
 
 
+def serve_namespace(settings: ServiceSettings) -> tuple[argparse.Namespace, ResolvedModel]:
+    """What `vllm serve` would parse from these settings' flags, and the model they name."""
+    model = resolve_model(settings)
+    args = _make_arg_parser().parse_args(vllm_cli_args(settings, model))
+    args.model = args.model_tag
+    return args, model
+
+
 def build_engine(settings: ServiceSettings) -> EngineHandle:
     """Resolve the model and start the engine (20-90 s on CPU, longer for big models on GPU)."""
     _import_engine_modules()
@@ -101,9 +109,7 @@ def build_engine(settings: ServiceSettings) -> EngineHandle:
     from vllm.usage.usage_lib import UsageContext
     from vllm.v1.engine.async_llm import AsyncLLM
 
-    model = resolve_model(settings)
-    args = _make_arg_parser().parse_args(vllm_cli_args(settings, model))
-    args.model = args.model_tag
+    args, model = serve_namespace(settings)
     engine_args = AsyncEngineArgs.from_cli_args(args)
     # `vllm serve`'s usage context: its batch defaults (max_num_batched_tokens 8192 instead of 2048 on
     # an H100) differ from the plain engine's, and cost the service ~30% throughput at concurrency 256.

@@ -88,14 +88,16 @@ class LocalAdapters:
         return self.requests[name]
 
 
-class Generator:
-    def __init__(self, engine: AsyncLLM, max_model_len: int, adapters: AdapterResolver | None = None) -> None:
-        self.engine = engine
-        self.tokenizer = engine.get_tokenizer()
+class PromptRenderer:
+    """Chat template, tokenization and the context check: what a request costs before the engine sees it.
+
+    Apart from `Generator` so that a benchmark can make the service's exact engine requests without an engine
+    (bench/task_baseline.py).
+    """
+
+    def __init__(self, tokenizer: Any, max_model_len: int) -> None:
+        self.tokenizer = tokenizer
         self.max_model_len = max_model_len
-        self.adapters: AdapterResolver = adapters or LocalAdapters()
-        # Under the default `fcfs` policy vLLM ignores priorities (and older versions refuse non-zero ones).
-        self.priority_scheduling = engine.vllm_config.scheduler_config.policy == "priority"
 
     def chat_text(self, messages: Sequence[dict[str, str]]) -> str:
         """The prompt text the model's chat template makes of these messages."""
@@ -106,6 +108,24 @@ class Generator:
     def encode(self, text: str) -> list[int]:
         # Chat templates already carry the special tokens they need.
         return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    def check_length(self, prompt_ids: Sequence[int], max_tokens: int, field: str = "max_tokens") -> None:
+        if len(prompt_ids) + max_tokens > self.max_model_len:
+            raise RequestError(
+                f"prompt ({len(prompt_ids)} tokens) + max_tokens ({max_tokens}) exceeds the model's context of "
+                f"{self.max_model_len} tokens; shorten the input or lower max_tokens",
+                field=field,
+                status=400,
+            )
+
+
+class Generator(PromptRenderer):
+    def __init__(self, engine: AsyncLLM, max_model_len: int, adapters: AdapterResolver | None = None) -> None:
+        super().__init__(engine.get_tokenizer(), max_model_len)
+        self.engine = engine
+        self.adapters: AdapterResolver = adapters or LocalAdapters()
+        # Under the default `fcfs` policy vLLM ignores priorities (and older versions refuse non-zero ones).
+        self.priority_scheduling = engine.vllm_config.scheduler_config.policy == "priority"
 
     def prompt_ids(self, prompt: str, messages: Sequence[ChatMessage] | None) -> list[int]:
         """Token ids of chat `messages` (through the chat template) or else of the raw `prompt`."""
@@ -148,15 +168,6 @@ class Generator:
                     yield text
         except Exception as exc:
             raise StreamCut(f"the stream was cut after {sent} characters: {exc}") from exc
-
-    def check_length(self, prompt_ids: Sequence[int], max_tokens: int, field: str = "max_tokens") -> None:
-        if len(prompt_ids) + max_tokens > self.max_model_len:
-            raise RequestError(
-                f"prompt ({len(prompt_ids)} tokens) + max_tokens ({max_tokens}) exceeds the model's context of "
-                f"{self.max_model_len} tokens; shorten the input or lower max_tokens",
-                field=field,
-                status=400,
-            )
 
     async def stream(
         self,

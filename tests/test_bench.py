@@ -6,11 +6,12 @@ Starts no engine of its own: `python -m bench --url ...` drives the session's `s
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 import pytest
 
-from bench import load, report
+from bench import load, report, task_baseline
 from bench.cli import main
 
 
@@ -96,3 +97,64 @@ def test_bench_tiny_load_against_shared_server(server, tmp_path: Path) -> None:
     assert "| tiny | 2 | service /generate |" in markdown
     assert (tmp_path / "results" / "smoke-stream-tiny.png").stat().st_size > 0
     assert (tmp_path / "results" / "smoke-throughput.png").stat().st_size > 0
+
+
+@pytest.mark.engine
+def test_task_baseline_sends_the_services_own_engine_requests(server, tokenizer) -> None:
+    """The raw-vLLM baseline of the task endpoints replays the engine requests the service makes: through the same
+    engine's /v1/completions they come back with the service's own answers (greedy, same prompt and constraint)."""
+    import httpx
+
+    from ner.decoding import read_labels
+    from viggo.mr import MeaningRepresentation
+
+    text = "Tim Cook announced that Apple will open a new campus in Austin next year."
+    sentence = "Blizzard North released Diablo II for the Mac and I think it's good."
+    recorded = task_baseline.record(tokenizer, [text, "nothing to name here."], [sentence], "viggo")
+    # The name-less text is answered without the engine: no request, so no baseline either.
+    ((_, ner_request),) = recorded["extract_entities"]
+    ((_, viggo_request),) = recorded["viggo"]
+    constraint = ner_request.params.structured_outputs
+    assert constraint is not None and isinstance(constraint.json, dict)
+    names = list(constraint.json["properties"])
+    assert names[:2] == ["Tim Cook", "Apple"]
+
+    with httpx.Client(
+        base_url=server.url, headers={"Authorization": f"Bearer {server.api_key}"}, timeout=300
+    ) as client:
+        model = client.get("/v1/models").json()["data"][0]["id"]
+
+        def replayed(request: task_baseline.EngineRequest) -> str:
+            response = client.post("/v1/completions", json=task_baseline.completion_body(request, model))
+            assert response.status_code == 200, response.text
+            return response.json()["choices"][0]["text"]
+
+        labels = read_labels(replayed(ner_request), names)
+        served = client.post("/extract_entities", json={"text": text, "persist": False}).json()
+        by_type = {"person": "persons", "organization": "organizations", "location": "locations"}
+        for label, field in by_type.items():
+            assert sorted(served[field]) == sorted(name for name, given in labels.items() if given == label), field
+
+        mr = MeaningRepresentation.parse(replayed(viggo_request).strip()).to_string()
+        assert mr == client.post("/viggo", json={"sentence": sentence}).json()["mr"]
+
+
+@pytest.mark.engine
+def test_task_baseline_times_the_job_api(server) -> None:
+    """`jobs` submits an NER and a ViGGO job through BentoML's task API and reports their manifests' records/s."""
+    run = uuid.uuid4().hex[:8]
+    s3 = server.moto.client()
+    ner_key, viggo_key = f"bench-{run}/ner/records.jsonl", f"bench-{run}/viggo.csv"
+    records = "".join(json.dumps({"id": f"r{k}", "text": text}) + "\n" for k, text in enumerate(load.SENTENCES[:3]))
+    s3.put_object(Bucket=server.results_bucket, Key=ner_key, Body=records.encode())
+    s3.put_object(Bucket=server.results_bucket, Key=viggo_key, Body=f"ref\n{load.VIGGO_SENTENCES[0]}\n".encode())
+    args = task_baseline.parse_args([
+        "jobs", "--url", server.url, "--api-key", server.api_key,
+        "--ner-source", f"s3://{server.results_bucket}/bench-{run}/ner/",
+        "--viggo-source", f"s3://{server.results_bucket}/{viggo_key}",
+    ])  # fmt: skip
+    manifests = task_baseline.run_jobs(args)
+    assert manifests["extract_entities_job"]["counts"]["succeeded"] == 3
+    assert manifests["viggo_job"]["counts"]["succeeded"] == 1
+    for manifest in manifests.values():
+        assert manifest["status"] == "completed" and manifest["records_per_s"] > 0

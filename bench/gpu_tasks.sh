@@ -76,6 +76,18 @@ case $PHASE in
     stop; tail -c 30000 /tmp/raw.log >"$OUT/raw.log"
     timeout 240 python3 -m bench.task_baseline offline --adapter "viggo=$ADAPTER" --sentences 1024 --viggo-csv "$CSV" \
       --out "$OUT/tasks-offline.json" 2>&1 | grep -v "^\s*$" | tail -5 ;;
+  profile)  # the ViGGO gap: the same engine requests through the service's own /v1, then /viggo under py-spy
+    start service || exit 4
+    [ -x /tmp/pyspy/bin/py-spy ] || python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy "$C"/pyspy/*.whl
+    timeout 120 python3 -m bench.task_baseline raw --url $URL --adapter viggo --concurrency "$ARG" --viggo-csv "$CSV" \
+      --out "$OUT/tasks-service-v1.json"
+    for proc in _bentoml_impl.worker.service EngineCore; do
+      (sleep 4; /tmp/pyspy/bin/py-spy record -p "$(pgrep -f $proc | head -1)" -d 5 -r 200 --nonblocking -f raw \
+        -o "$OUT/pyspy-viggo-$proc.txt" >/dev/null 2>&1) &
+    done
+    timeout 120 python3 -m bench.task_baseline service --url $URL --tasks viggo --concurrency "$ARG" --viggo-csv "$CSV" \
+      --out "$OUT/tasks-service-again.json"
+    wait; stop; tail -c 30000 /tmp/service.log >"$OUT/service.log" ;;
   starts)
     for _ in $(seq "$ARG"); do for kind in service raw; do start $kind && stop; done; done ;;
 esac

@@ -161,6 +161,8 @@ def run_http(args: argparse.Namespace, tokenizer: Any) -> dict[str, Any]:
         model = args.model_name or json.loads(_get(f"{args.url}/v1/models", headers))["data"][0]["id"]
     results: dict[str, Any] = {}
     for task, items in recorded.items():
+        if task not in args.tasks:
+            continue
         rows = []
         for c in args.concurrency:
             n = args.requests_per_level * c
@@ -289,6 +291,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--model-name", default=None, help="raw: the served model (default: /v1/models' first)")
     parser.add_argument("--adapter", default=None, help="raw: the ViGGO adapter's served name; offline: NAME=PATH")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[16, 64, 256])
+    parser.add_argument("--tasks", type=lambda s: s.split(","), default=["extract_entities", "viggo"])
     parser.add_argument("--requests-per-level", type=int, default=4, help="requests per level = this x concurrency")
     parser.add_argument("--sentences", type=int, default=1024, help="offline: ViGGO sentences generated at once")
     parser.add_argument("--viggo-csv", type=Path, default=VIGGO_CSV)

@@ -9,6 +9,7 @@
 #                                          each (`... jobs`), free vs JSON-schema chat completions (`bench --url`)
 #   bash bench/gpu_tasks.sh raw C,..       raw `vllm serve`, same flags and the adapter as `--lora-modules`: the same
 #                                          engine requests (`... raw`) and chat loads; then ViGGO via `LLM.generate`
+#                                          (py-spy, when .device-carry/pyspy is carried, samples the serving process)
 #   bash bench/gpu_tasks.sh starts N       N more starts of each, alternating: process start to ready
 # Environment: OUT (what comes back). Every start's seconds to ready: /tmp/starts.txt (all calls), copied to $OUT.
 set -uo pipefail
@@ -62,8 +63,19 @@ chat() {  # free vs JSON-schema-constrained chat completions on whichever server
 case $PHASE in
   service)
     start service || exit 4
+    if [ -d "$C/pyspy" ]; then  # the serving process, 4 s inside /extract_entities at the last concurrency
+      [ -x /tmp/pyspy/bin/py-spy ] || python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy "$C"/pyspy/*.whl
+      LEVELS=(${ARG//,/ })
+      (until grep -q "service extract_entities c=${LEVELS[-2]}:" /tmp/tasks.log 2>/dev/null; do sleep 0.2; done
+       sleep 1.5  # the last level's warm-up request, then its load
+       /tmp/pyspy/bin/py-spy record -p "$(pgrep -f _bentoml_impl.worker.service | head -1)" -d 4 -r 200 \
+         --nonblocking -f raw -o "$OUT/pyspy-ner-c${LEVELS[-1]}.txt" >"$OUT/pyspy.err" 2>&1) &
+      SAMPLER=$!
+    fi
+    : >/tmp/tasks.log
     timeout 240 python3 -m bench.task_baseline service --url $URL --concurrency "$ARG" --viggo-csv "$CSV" \
-      --out "$OUT/tasks-service.json"
+      --out "$OUT/tasks-service.json" 2>&1 | tee /tmp/tasks.log | grep task-baseline
+    [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null
     timeout 150 python3 -m bench.task_baseline jobs --url $URL --corpus-dir /tmp/job-in --records 2048 \
       --viggo-csv "$CSV" --out "$OUT/tasks-jobs.json"
     chat service
@@ -76,18 +88,6 @@ case $PHASE in
     stop; tail -c 30000 /tmp/raw.log >"$OUT/raw.log"
     timeout 240 python3 -m bench.task_baseline offline --adapter "viggo=$ADAPTER" --sentences 1024 --viggo-csv "$CSV" \
       --out "$OUT/tasks-offline.json" 2>&1 | grep -v "^\s*$" | tail -5 ;;
-  profile)  # the ViGGO gap: the same engine requests through the service's own /v1, then /viggo under py-spy
-    start service || exit 4
-    [ -x /tmp/pyspy/bin/py-spy ] || python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy "$C"/pyspy/*.whl
-    timeout 120 python3 -m bench.task_baseline raw --url $URL --adapter viggo --concurrency "$ARG" --viggo-csv "$CSV" \
-      --out "$OUT/tasks-service-v1.json"
-    for proc in _bentoml_impl.worker.service EngineCore; do
-      (sleep 4; /tmp/pyspy/bin/py-spy record -p "$(pgrep -f $proc | head -1)" -d 5 -r 200 --nonblocking -f raw \
-        -o "$OUT/pyspy-viggo-$proc.txt" >/dev/null 2>&1) &
-    done
-    timeout 120 python3 -m bench.task_baseline service --url $URL --tasks viggo --concurrency "$ARG" --viggo-csv "$CSV" \
-      --out "$OUT/tasks-service-again.json"
-    wait; stop; tail -c 30000 /tmp/service.log >"$OUT/service.log" ;;
   starts)
     for _ in $(seq "$ARG"); do for kind in service raw; do start $kind && stop; done; done ;;
 esac

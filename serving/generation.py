@@ -6,6 +6,8 @@ rendered with the model's own chat template and an abandoned request never keeps
 
 from __future__ import annotations
 
+import functools
+import re
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
 from contextvars import ContextVar
@@ -88,6 +90,17 @@ class LocalAdapters:
         return self.requests[name]
 
 
+def _added_token_splitter(tokenizer: Any) -> re.Pattern[str] | None:
+    """A pattern that splits a text at the tokenizer's added tokens as the tokenizer does, or None where piecewise
+    encoding could differ from encoding the whole (a token that strips or matches whole words, or normalizes)."""
+    added = list(getattr(tokenizer, "added_tokens_decoder", {}).values())
+    if not added or any(t.lstrip or t.rstrip or t.single_word or t.normalized for t in added):
+        return None
+    # Longest first, so that a token is never matched by a shorter one it starts with.
+    contents = sorted((t.content for t in added), key=len, reverse=True)
+    return re.compile("(" + "|".join(map(re.escape, contents)) + ")")
+
+
 class PromptRenderer:
     """Chat template, tokenization and the context check: what a request costs before the engine sees it.
 
@@ -98,6 +111,10 @@ class PromptRenderer:
     def __init__(self, tokenizer: Any, max_model_len: int) -> None:
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len
+        self._added = _added_token_splitter(tokenizer)
+        self._encode_piece = functools.lru_cache(maxsize=512)(self._encode_uncached)
+        if self._added is not None and not self._piecewise_matches():
+            self._added = None  # e.g. a SentencePiece tokenizer that prefixes a space to the first piece only
 
     def chat_text(self, messages: Sequence[dict[str, str]]) -> str:
         """The prompt text the model's chat template makes of these messages."""
@@ -106,8 +123,35 @@ class PromptRenderer:
         return text
 
     def encode(self, text: str) -> list[int]:
-        # Chat templates already carry the special tokens they need.
+        """Token ids of `text` (chat templates already carry the special tokens they need).
+
+        The tokenizer cuts a text at its added tokens (<|im_start|>, ...) and encodes the pieces between them
+        independently, so the pieces are encoded here one by one, and a piece seen before (a system prompt, a
+        few-shot turn: every NER prompt repeats ~1,000 tokens of them) comes from a cache: tokenizing whole
+        prompts on the event loop took a third of it at /extract_entities concurrency 256 on an H100
+        (bench/results/h100-tasks.md). The ids are those of encoding the whole text (tests/serving/test_generation.py).
+        """
+        if self._added is None:
+            return self._encode_uncached(text)
+        ids: list[int] = []
+        for index, piece in enumerate(self._added.split(text)):
+            if index % 2:  # the splitter's group: an added token
+                ids.append(self._added_ids[piece])
+            elif piece:
+                ids.extend(self._encode_piece(piece))
+        return ids
+
+    def _piecewise_matches(self) -> bool:
+        tokens = list(self._added_ids)[:2]
+        probe = f"Hi{tokens[0]}system\nYou label  names.{tokens[-1]}\n{tokens[0]}user\n Tim Cook, 2019 {tokens[-1]} ok"
+        return self.encode(probe) == self._encode_uncached(probe)
+
+    def _encode_uncached(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
+
+    @functools.cached_property
+    def _added_ids(self) -> dict[str, int]:
+        return {token.content: index for index, token in self.tokenizer.added_tokens_decoder.items()}
 
     def check_length(self, prompt_ids: Sequence[int], max_tokens: int, field: str = "max_tokens") -> None:
         if len(prompt_ids) + max_tokens > self.max_model_len:

@@ -274,7 +274,7 @@ def report(paths: Sequence[Path]) -> str:
                 f"{s_row['p99_latency_ms']:.0f} | {r_row['p50_latency_ms']:.0f} / {r_row['p99_latency_ms']:.0f} |"
             )
     for endpoint, manifest in runs.get("jobs", {}).get("results", {}).items():
-        lines.append(f"\n`/{endpoint}` over {sum(manifest['counts'].values())} records: {manifest['status']}, "
+        lines.append(f"\n`/{endpoint}` over {manifest['counts']['read']} records: {manifest['status']}, "
                      f"{manifest['records_per_s']} records/s ({manifest['counts']}).")  # fmt: skip
     if offline := runs.get("offline", {}).get("results", {}).get("viggo_offline"):
         lines.append(f"\nViGGO through offline `LLM.generate` (all {offline['sentences']} sentences at once): "

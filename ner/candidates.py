@@ -374,10 +374,13 @@ class LabelRules:
     `head_words`: a name's head word (`head_labels`). `lone_word_persons`: a single word is a person only
     after a title, or where it is also the last word of a longer name in the same text ("Merkel" beside
     "Angela Merkel"): in news text most single capitalised words are companies, outlets or places.
+    `organization_heads_decide`: a name with an organization's head word ("... Journal", "Bank of ...") is an
+    organization, with no "none" left to the model (an experiment: `ner.experiments`).
     """
 
     head_words: bool = True
     lone_word_persons: bool = True
+    organization_heads_decide: bool = False
 
 
 SHIPPED_RULES = LabelRules()
@@ -406,6 +409,8 @@ def context_labels(
         if rules.head_words:
             for name in (candidate, *(alternatives(candidate) or ())):
                 if (labels_of_head := head_labels(name.text)) is not None:
+                    if rules.organization_heads_decide and labels_of_head == ("organization", "none"):
+                        labels_of_head = ("organization",)
                     by_head[name.text] = labels_of_head
         before = _BEFORE.search(text[max(0, candidate.start - 20) : candidate.start])
         word = before.group(1).casefold() if before else ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from ner.prompt import labelling_messages
@@ -42,3 +43,15 @@ def test_tokenizers_that_encode_pieces_differently_encode_whole_texts(tokenizer:
     assert renderer._added is None
     text = "<|im_start|>user\nHello<|im_end|>"
     assert renderer.encode(text) == list(tokenizer.encode(" " + text, add_special_tokens=False))
+
+
+def test_the_engines_tokenizer_wrappers_keep_the_cache(tokenizer: Any) -> None:
+    """The engine hands out vLLM's wrappers of the HF tokenizer (a thread pool, cached properties): the split and
+    its cache must work through them, or the service would silently tokenize whole prompts again."""
+    from vllm.tokenizers.hf import get_cached_tokenizer, maybe_make_thread_pool
+
+    wrapped = get_cached_tokenizer(maybe_make_thread_pool(copy.deepcopy(tokenizer)))
+    renderer = PromptRenderer(wrapped, 2048)
+    assert renderer._added is not None
+    text = renderer.chat_text(labelling_messages("Tim Cook of Apple met Angela Merkel.", ["Tim Cook", "Apple"]))
+    assert renderer.encode(text) == list(tokenizer.encode(text, add_special_tokens=False))

@@ -374,13 +374,13 @@ class LabelRules:
     `head_words`: a name's head word (`head_labels`). `lone_word_persons`: a single word is a person only
     after a title, or where it is also the last word of a longer name in the same text ("Merkel" beside
     "Angela Merkel"): in news text most single capitalised words are companies, outlets or places.
-    `organization_heads_decide`: a name with an organization's head word ("... Journal", "Bank of ...") is an
-    organization, with no "none" left to the model (an experiment: `ner.experiments`).
+    `organization_heads_decide`: a name with an organization's head word ("... Journal", "Times of ...") is an
+    organization, with no "none" left to the model, which called "Wall Street Journal" and the like "none".
     """
 
     head_words: bool = True
     lone_word_persons: bool = True
-    organization_heads_decide: bool = False
+    organization_heads_decide: bool = True
 
 
 SHIPPED_RULES = LabelRules()

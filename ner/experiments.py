@@ -201,8 +201,10 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     "no_head_words": lambda gen: extractor_variant(gen, rules=LabelRules(head_words=False)),
     # The shipped extractor before a lone word needed a title or a longer name to be a person.
     "lone_word_any_label": lambda gen: extractor_variant(gen, rules=LabelRules(lone_word_persons=False)),
-    # The shipped extractor, with an organization's head word deciding the label instead of leaving "none" open.
-    "organization_heads_decide": lambda gen: extractor_variant(gen, rules=LabelRules(organization_heads_decide=True)),
+    # The shipped extractor before an organization's head word decided the label ("none" was left open).
+    "organization_heads_leave_none": lambda gen: extractor_variant(
+        gen, rules=LabelRules(organization_heads_decide=False)
+    ),
 }
 
 

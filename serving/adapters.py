@@ -294,9 +294,9 @@ class AdapterRegistry:
         except ServiceError as exc:
             raise exc.with_field_prefix("source") from None
         load_request_cls, _ = _lora_request_classes()
-        # Re-registering a name replaces it in place (vLLM refuses a taken name otherwise).
-        replacing = name in self.serving_models.lora_requests
-        inplace = {"load_inplace": True} if replacing and "load_inplace" in load_request_cls.model_fields else {}
+        # In place: re-registering a name replaces it (vLLM refuses a taken name otherwise), and two registrations
+        # of one name racing each other both succeed.
+        inplace = {"load_inplace": True} if "load_inplace" in load_request_cls.model_fields else {}
         request = load_request_cls(lora_name=name, lora_path=info.path, **inplace)
         result = await self.serving_models.load_lora_adapter(request)
         if not isinstance(result, str):  # an ErrorResponse
@@ -306,7 +306,7 @@ class AdapterRegistry:
             )
         # vLLM keeps the flag on the request it stores for the name and sends with every generation, and an engine
         # step whose batch holds a request with `load_inplace` reloads the adapter from disk: /viggo ran at a fifth
-        # of raw vLLM's rate on an H100 (bench/results/h100-tasks.md). The engine has the new weights now.
+        # of raw vLLM's rate on an H100 (bench/results/h100-tasks.md). The engine has loaded these weights now.
         stored = self.serving_models.lora_requests.get(name)
         if getattr(stored, "load_inplace", False):
             stored.load_inplace = False

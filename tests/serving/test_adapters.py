@@ -283,11 +283,11 @@ def test_local_folder_store_loads_in_place(tmp_path: Path, moto_server: MotoServ
 
 def test_generations_never_ask_the_engine_to_reload_an_adapter(tmp_path: Path, moto_server: MotoServer) -> None:
     """An engine step whose batch holds a request flagged `load_inplace` reloads that adapter from disk (vLLM's
-    worker LoRA manager): a replacement is loaded in place once, and the request generations use never is."""
+    worker LoRA manager): a registration loads in place once, and the request generations use never is."""
     registry, models, engine = make_registry(make_settings(tmp_path, moto_server, adapter_roots=[BUNDLED.parent]))
     asyncio.run(registry.register("v", str(BUNDLED)))
     asyncio.run(registry.register("v", str(BUNDLED)))  # replaced: the engine loads the new weights over the old
-    assert engine.loaded == ["v", "v"] and engine.in_place == [False, True]
+    assert engine.loaded == ["v", "v"] and engine.in_place == [True, True]
     request = asyncio.run(registry.resolve("v"))
     assert request is not None and request.load_inplace is False
     assert models.lora_requests["v"] is request  # what vLLM's /v1 handlers send with a request for "v"

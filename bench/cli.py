@@ -194,9 +194,7 @@ def run_system(label: str, target: load.Target, args: argparse.Namespace, work: 
 
 
 def first_model(url: str, api_key: str | None) -> dict[str, Any]:
-    request = urllib.request.Request(
-        f"{url}/v1/models", headers={"Authorization": f"Bearer {api_key}"} if api_key else {}
-    )
+    request = urllib.request.Request(f"{url}/v1/models", headers=load.auth_headers(api_key))
     with urllib.request.urlopen(request, timeout=30) as response:
         return json.loads(response.read())["data"][0]
 

@@ -35,6 +35,10 @@ SERVING_KEYS = [
 ]  # fmt: skip
 
 
+def auth_headers(api_key: str | None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {api_key}"} if api_key else {}
+
+
 @dataclass
 class Target:
     url: str  # base URL, no trailing slash, no /v1
@@ -43,7 +47,7 @@ class Target:
     api_key: str | None = None
 
     def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
+        return auth_headers(self.api_key)
 
 
 def bench_serve_flags(

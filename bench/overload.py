@@ -18,6 +18,8 @@ from dataclasses import dataclass
 
 import httpx
 
+from bench.load import auth_headers
+
 
 @dataclass
 class Outcome:
@@ -55,7 +57,7 @@ async def poll_livez(client: httpx.AsyncClient, stop: asyncio.Event, latencies: 
 
 
 async def run(args: argparse.Namespace) -> None:
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    headers = auth_headers(args.api_key)
     total = args.factor * args.max_concurrency
     limits = httpx.Limits(max_connections=total + 4, max_keepalive_connections=total + 4)
     async with httpx.AsyncClient(base_url=args.url, headers=headers, timeout=args.timeout_s, limits=limits) as client:

@@ -38,7 +38,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.load import VIGGO_SENTENCES, drive
+from bench.cli import first_model
+from bench.load import VIGGO_SENTENCES, auth_headers, drive
 from serving.generation import AdapterResolver, LocalAdapters, PromptRenderer
 from serving.paths import REPO_ROOT, VIGGO_DATA
 
@@ -67,9 +68,8 @@ class RecordingRenderer(PromptRenderer):
 
     def __init__(self, tokenizer: Any, max_model_len: int) -> None:
         super().__init__(tokenizer, max_model_len)
-        self.adapters: AdapterResolver = (
-            LocalAdapters()
-        )  # never asked: the recorded calls (predict, extract) resolve nothing
+        # Never asked: the recorded calls (predict, extract) resolve nothing.
+        self.adapters: AdapterResolver = LocalAdapters()
         self.requests: list[EngineRequest] = []
 
     async def complete(self, prompt_ids: Sequence[int], params: SamplingParams, *, adapter: str | None = None) -> Any:
@@ -155,10 +155,10 @@ def _level(url: str, headers: dict[str, str], bodies: list[dict[str, Any]], c: i
 
 
 def run_http(args: argparse.Namespace, tokenizer: Any) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    headers = auth_headers(args.api_key)
     recorded = record(tokenizer, ner_texts(), viggo_sentences(args.viggo_csv), args.adapter)
     if args.target == "raw":
-        model = args.model_name or json.loads(_get(f"{args.url}/v1/models", headers))["data"][0]["id"]
+        model = args.model_name or first_model(args.url, args.api_key)["id"]
     results: dict[str, Any] = {}
     for task, items in recorded.items():
         if task not in args.tasks:
@@ -242,18 +242,11 @@ def run_job(url: str, headers: dict[str, str], endpoint: str, source: str, timeo
 
 
 def run_jobs(args: argparse.Namespace) -> dict[str, Any]:
-    headers = {"Authorization": f"Bearer {args.api_key}"} if args.api_key else {}
+    headers = auth_headers(args.api_key)
     sources = {"extract_entities_job": args.ner_source, "viggo_job": args.viggo_source}
     if args.corpus_dir:
         sources = write_corpora(args.corpus_dir, args.records, args.viggo_csv) | {k: v for k, v in sources.items() if v}
     return {endpoint: run_job(args.url, headers, endpoint, source) for endpoint, source in sources.items() if source}
-
-
-def _get(url: str, headers: dict[str, str]) -> str:
-    import urllib.request
-
-    with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as response:
-        return response.read().decode()
 
 
 def report(paths: Sequence[Path]) -> str:

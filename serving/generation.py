@@ -90,10 +90,9 @@ class LocalAdapters:
         return self.requests[name]
 
 
-def _added_token_splitter(tokenizer: Any) -> re.Pattern[str] | None:
+def _added_token_splitter(added: Sequence[Any]) -> re.Pattern[str] | None:
     """A pattern that splits a text at the tokenizer's added tokens as the tokenizer does, or None where piecewise
     encoding could differ from encoding the whole (a token that strips or matches whole words, or normalizes)."""
-    added = list(getattr(tokenizer, "added_tokens_decoder", {}).values())
     if not added or any(t.lstrip or t.rstrip or t.single_word or t.normalized for t in added):
         return None
     # Longest first, so that a token is never matched by a shorter one it starts with.
@@ -111,7 +110,9 @@ class PromptRenderer:
     def __init__(self, tokenizer: Any, max_model_len: int) -> None:
         self.tokenizer = tokenizer
         self.max_model_len = max_model_len
-        self._added = _added_token_splitter(tokenizer)
+        added = getattr(tokenizer, "added_tokens_decoder", {})
+        self._added_ids = {token.content: index for index, token in added.items()}
+        self._added = _added_token_splitter(list(added.values()))
         self._encode_piece = functools.lru_cache(maxsize=512)(self._encode_uncached)
         if self._added is not None and not self._piecewise_matches():
             self._added = None  # e.g. a SentencePiece tokenizer that prefixes a space to the first piece only
@@ -148,10 +149,6 @@ class PromptRenderer:
 
     def _encode_uncached(self, text: str) -> list[int]:
         return list(self.tokenizer.encode(text, add_special_tokens=False))
-
-    @functools.cached_property
-    def _added_ids(self) -> dict[str, int]:
-        return {token.content: index for index, token in self.tokenizer.added_tokens_decoder.items()}
 
     def check_length(self, prompt_ids: Sequence[int], max_tokens: int, field: str = "max_tokens") -> None:
         if len(prompt_ids) + max_tokens > self.max_model_len:

@@ -17,32 +17,38 @@ from serving.paths import DEFAULT_CACHE_DIR, REPO_ROOT
 from tests.conftest import ServiceUnderTest
 
 BUNDLED = REPO_ROOT / "finetune" / "adapters" / "viggo-smollm2"
-# A third of a second to download from the local S3 server on these 2 cores; registered again and again until
-# REGISTERING_S have passed, long enough to see a stall. In one CI run the same server sent 100 MiB in 5 min
-# (for reasons its logs did not keep): repeating a small download bounds the test's time on any machine.
-BIG_BYTES = 24 << 20
+# A download long enough that, run on the event loop, it would freeze the streams past STALL_S. The length
+# comes from many small objects (a GET each), not from one large one: on the project's CI machine the local S3
+# server (moto) once took 5 min to send 100 MiB and later sent 24 MiB with 30 s read timeouts, while here both
+# take a second or two. Small bodies keep the test off that path and its time bounded on any machine.
+WEIGHT_BYTES = 1 << 20
+EXTRA_FILES = 100
+EXTRA_BYTES = 8 << 10
 REGISTERING_S = 3.0
 BASELINE_S = 3.0
+STALL_S = 1.0
 
 
 @pytest.fixture(scope="module")
 def big_adapter(server: ServiceUnderTest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A valid-looking adapter folder of BIG_BYTES of weights in S3. Its config names another base model, so
-    it is refused only after the whole download (validation reads the downloaded folder) and never reaches the
-    engine."""
+    """A valid-looking adapter folder in S3: weights and EXTRA_FILES other files. Its config names another base
+    model, so it is refused only after the whole download (validation reads the downloaded folder) and never
+    reaches the engine."""
     folder = tmp_path_factory.mktemp("big-adapter")
     config = json.loads((BUNDLED / "adapter_config.json").read_text())
     (folder / "adapter_config.json").write_text(
         json.dumps({**config, "base_model_name_or_path": "meta-llama/Llama-3.1-8B-Instruct"})
     )
-    with (folder / "adapter_model.safetensors").open("wb") as weights:
-        for _ in range(BIG_BYTES >> 20):
-            weights.write(os.urandom(1 << 20))
+    (folder / "adapter_model.safetensors").write_bytes(os.urandom(WEIGHT_BYTES))
+    (folder / "extra").mkdir()
+    for index in range(EXTRA_FILES):
+        (folder / "extra" / f"part-{index:04d}.bin").write_bytes(os.urandom(EXTRA_BYTES))
     server.moto.start()
     bucket = server.moto.create_bucket("adapter-stall")
     client = server.moto.client()
-    for file in folder.iterdir():
-        client.upload_file(str(file), bucket, f"big/{file.name}")
+    for file in folder.rglob("*"):
+        if file.is_file():
+            client.upload_file(str(file), bucket, f"big/{file.relative_to(folder)}")
     return f"s3://{bucket}/big"
 
 
@@ -112,13 +118,17 @@ def test_stream_keeps_flowing_while_a_large_adapter_downloads(server: ServiceUnd
         assert response.status_code == 422 and "base model" in response.text, (response.text, server.log()[-6000:])
     before = [arrived - since for since, arrived in streams.waits if arrived < started]
     during = [arrived - since for since, arrived in streams.waits if arrived >= started and since <= ended]
+    longest = max(response.elapsed.total_seconds() for response in responses)
     report = (
-        f"largest gap between chunks {max(during):.2f} s over {len(during)} chunks while a {BIG_BYTES >> 20} MiB "
-        f"adapter was registered {len(responses)} times in {ended - started:.1f} s (before: {max(before):.2f} s)"
+        f"largest gap between chunks {max(during):.2f} s over {len(during)} chunks while an adapter of "
+        f"{EXTRA_FILES + 2} files was registered {len(responses)} times in {ended - started:.1f} s, the longest "
+        f"registration {longest:.2f} s (before: {max(before):.2f} s)"
     )
     print(report)
+    # A registration shorter than STALL_S could not show a stall even on the event loop: the test would be blind.
+    assert longest > 1.5 * STALL_S, report
     assert len(during) >= 5, report
-    assert max(during) < 1.0, report
+    assert max(during) < STALL_S, report
     # The refused downloads do not stay on disk.
     downloads = DEFAULT_CACHE_DIR / "adapters" / "s3"
     assert not [p for p in downloads.glob("big-*") if p.stat().st_mtime >= wall_started]

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ner.decoding import Label
+from ner.gazetteer import is_known_place
 
 _MONTH_NAMES = "January|February|March|April|May|June|July|August|September|October|November|December"
 _MONTH = rf"(?:{_MONTH_NAMES}|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?)"
@@ -309,6 +310,15 @@ def alternatives(candidate: Candidate) -> tuple[Candidate, Candidate] | None:
 # one right after a title or honorific is a person ("Dr. Jane Goodall", "Pope Francis").
 _PLACE_PREPOSITIONS = frozenset(["in", "near", "outside", "across", "throughout", "around"])
 _BEFORE = re.compile(r"([^\W\d_]+)\.?\s+$")
+# A single word after "from" is a place far more often than an organization ("a nurse from Busan", "flights
+# from Munich" against "a statement from Google"), and so is a name after a place's own nouns with "of" ("mayor
+# of Lyon", "the outskirts of Athens"): `LabelRules.place_phrases`. "President of ..." is left out (of Microsoft).
+_FROM = re.compile(r"\bfrom\s+$", re.IGNORECASE)
+_PLACE_NOUN_OF = re.compile(
+    r"\b(?:mayor|governor|capital|city|town|village|outskirts|suburbs|north|south|east|west|northeast|northwest|"
+    r"southeast|southwest|residents|citizens)\s+of\s+(?:the\s+)?$",
+    re.IGNORECASE,
+)
 
 
 def _words(*lines: str) -> frozenset[str]:
@@ -342,21 +352,24 @@ _LOCATION_HEADS = _words(
 )
 _LOCATION_LEADS = frozenset(["mount", "lake", "cape", "fort", "isle", "gulf"])
 _ORGANIZATION_LEADS = frozenset(["university"])
-# Events and awards are none of the four types.
+# Events and awards are none of the four types, and neither are machines, laws and treaties ("Analytical
+# Engine", "Hubble Space Telescope", "Clean Air Act", "Paris Agreement"), which the model called organizations.
 _EVENT_HEADS = _words(
     "prize prizes award awards cup olympics games championship championships marathon war wars summit festival"
 )
+_WORK_HEADS = _words("engine telescope satellite rover spacecraft act treaty agreement accord protocol")
 _EVENT_LEADS = frozenset(["hurricane", "typhoon", "cyclone", "storm", "operation"])
 
 
-def head_labels(name: str) -> tuple[Label, ...] | None:
-    """The labels `name`'s own words leave possible, or None when they say nothing."""
+def head_labels(name: str, works: bool = True) -> tuple[Label, ...] | None:
+    """The labels `name`'s own words leave possible, or None when they say nothing; `works`: machines, laws
+    and treaties are no entity (`LabelRules.work_heads`)."""
     words = [word.casefold().rstrip(".") for word in name.split()]
     if len(words) < 2:  # one word is its own head: "Police", "Shares" at a sentence's start say nothing
         return None
     head = words[words.index("of", 1) - 1] if "of" in words[1:] else words[-1]
     lead = words[0]
-    if head in _EVENT_HEADS or lead in _EVENT_LEADS:
+    if head in _EVENT_HEADS or lead in _EVENT_LEADS or (works and head in _WORK_HEADS):
         return ("none",)
     if head in _ORGANIZATION_HEADS or lead in _ORGANIZATION_LEADS:
         return ("organization", "none")
@@ -376,11 +389,17 @@ class LabelRules:
     "Angela Merkel"): in news text most single capitalised words are companies, outlets or places.
     `organization_heads_decide`: a name with an organization's head word ("... Journal", "Times of ...") is an
     organization, with no "none" left to the model, which called "Wall Street Journal" and the like "none".
+    `work_heads`: a machine's, law's or treaty's head word ("... Engine", "... Act") makes a name no entity.
+    `known_places`: a country or planet (`ner.gazetteer`) is a location. `place_phrases`: a single word after
+    "from", or a name after "mayor of", "outskirts of" and the like, is a location or none.
     """
 
     head_words: bool = True
     lone_word_persons: bool = True
     organization_heads_decide: bool = True
+    work_heads: bool = True
+    known_places: bool = True
+    place_phrases: bool = True
 
 
 SHIPPED_RULES = LabelRules()
@@ -397,24 +416,31 @@ def context_labels(
     rules: LabelRules = SHIPPED_RULES,
     endings: frozenset[str] | None = None,
 ) -> dict[str, tuple[Label, ...]]:
-    """Labels a name may take: what its head word allows (`head_labels`, for the sides of an "X of Y" run
-    too), else what the word before it allows when every occurrence of it is preceded by such a word, else
-    (with `rules.lone_word_persons`) no person for a single word that ends no longer name (`endings`: of the
-    whole document a part of which `text` is; default: of `candidates`); no entry when nothing narrows it."""
+    """Labels a name may take: a location for a country or planet (`rules.known_places`), else what its head
+    word allows (`head_labels`; both for the sides of an "X of Y" run too), else what the words before it
+    allow (a preposition, a title, `rules.place_phrases`) when every occurrence of it is preceded by such
+    words, else (with `rules.lone_word_persons`) no person for a single word that ends no longer name
+    (`endings`: of the whole document a part of which `text` is; default: of `candidates`); no entry when
+    nothing narrows it."""
     seen: dict[str, set[tuple[Label, ...]]] = {}
     by_head: dict[str, tuple[Label, ...]] = {}
     names = [candidate for candidate in candidates if candidate.kind == "name"]
     surnames = name_endings(candidates) if endings is None else endings
     for candidate in names:
-        if rules.head_words:
-            for name in (candidate, *(alternatives(candidate) or ())):
-                if (labels_of_head := head_labels(name.text)) is not None:
-                    if rules.organization_heads_decide and labels_of_head == ("organization", "none"):
-                        labels_of_head = ("organization",)
-                    by_head[name.text] = labels_of_head
-        before = _BEFORE.search(text[max(0, candidate.start - 20) : candidate.start])
+        for name in (candidate, *(alternatives(candidate) or ())):
+            if rules.known_places and is_known_place(name.text):
+                by_head[name.text] = ("location",)
+            elif rules.head_words and (labels_of_head := head_labels(name.text, rules.work_heads)) is not None:
+                if rules.organization_heads_decide and labels_of_head == ("organization", "none"):
+                    labels_of_head = ("organization",)
+                by_head[name.text] = labels_of_head
+        preceding = text[max(0, candidate.start - 40) : candidate.start]
+        before = _BEFORE.search(preceding[-20:])
         word = before.group(1).casefold() if before else ""
-        if word in _PLACE_PREPOSITIONS:
+        if word in _PLACE_PREPOSITIONS or (
+            rules.place_phrases
+            and ((" " not in candidate.text and _FROM.search(preceding)) or _PLACE_NOUN_OF.search(preceding))
+        ):
             labels: tuple[Label, ...] = ("location", "none")
         elif word in _TITLES:
             labels = ("person", "none")

@@ -205,6 +205,11 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     "organization_heads_leave_none": lambda gen: extractor_variant(
         gen, rules=LabelRules(organization_heads_decide=False)
     ),
+    # The shipped extractor before countries and planets, "from X" / "mayor of X" and machine, law and treaty
+    # heads narrowed labels (LabelRules.known_places, place_phrases, work_heads).
+    "before_place_rules": lambda gen: extractor_variant(
+        gen, rules=LabelRules(work_heads=False, known_places=False, place_phrases=False)
+    ),
 }
 
 

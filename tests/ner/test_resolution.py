@@ -9,6 +9,7 @@ import pytest
 from ner.candidates import LabelRules, alternatives, context_labels, head_labels, propose
 from ner.decoding import Label, answer_json, labelling_params
 from ner.extractor import EntityExtractor
+from ner.gazetteer import is_known_place
 from ner.resolution import Labelled, labelling_names, merge, resolve
 from tests.fakes import Completion, ScriptedGenerator
 
@@ -121,10 +122,13 @@ def test_head_words_narrow_the_sides_of_a_run_and_win_over_the_word_before() -> 
     assert allowed["General Motors"] == ("organization",)  # a side of "Mary Barra of General Motors"
     assert allowed["Wall Street Journal"] == ("organization",)  # not ("location", "none") after "in"
     assert allowed["Times of India"] == ("organization",)
-    assert "Mary Barra" not in allowed and "India" not in allowed
+    assert "Mary Barra" not in allowed
+    assert allowed["India"] == ("location",)  # a country (ner.gazetteer), as a side too
     leaving_none = context_labels(text, propose(text), LabelRules(organization_heads_decide=False))
     assert leaving_none["Wall Street Journal"] == leaving_none["Times of India"] == ("organization", "none")
-    without = context_labels(text, propose(text), LabelRules(head_words=False, lone_word_persons=False))
+    without = context_labels(
+        text, propose(text), LabelRules(head_words=False, lone_word_persons=False, known_places=False)
+    )
     assert without == {"Wall Street Journal": ("location", "none")}  # the word before only
 
 
@@ -136,3 +140,34 @@ def test_a_lone_word_is_a_person_only_after_a_title_or_as_a_longer_names_last_wo
     assert allowed["Francis"] == ("person", "none")
     assert "Merkel" not in allowed and "Angela Merkel" not in allowed
     assert "Spotify" not in context_labels(text, propose(text), LabelRules(lone_word_persons=False))
+
+
+def test_countries_and_planets_are_locations_wherever_they_stand() -> None:
+    text = "The International Monetary Fund lent Argentina $44 billion. NASA flew to the Moon with the United  States."
+    allowed = context_labels(text, propose(text))
+    assert allowed["Argentina"] == allowed["Moon"] == ("location",)
+    assert allowed["United  States"] == ("location",)  # compared ignoring case and spacing
+    assert allowed["International Monetary Fund"] == ("organization",)
+    off = context_labels(text, propose(text), LabelRules(known_places=False))
+    assert off["Argentina"] == off["Moon"] == ("organization", "location", "none")  # the lone-word rule only
+    assert not is_known_place("Jordan") and not is_known_place("Georgia")  # as often people
+
+
+def test_a_word_after_from_or_a_name_after_mayor_of_is_a_place() -> None:
+    text = (
+        "Kim Ji-woo, a nurse from Busan, met the mayor of Le Havre and residents of the Sahel. "
+        "A statement from Goldman Sachs followed. Sales from Monday fell."
+    )
+    allowed = context_labels(text, propose(text))
+    assert allowed["Busan"] == ("location", "none")
+    assert allowed["Le Havre"] == ("location", "none")
+    assert allowed["Sahel"] == ("location", "none")
+    assert "Goldman Sachs" not in allowed  # several words after "from": a company as often as a place
+    off = context_labels(text, propose(text), LabelRules(place_phrases=False))
+    assert "Le Havre" not in off and off["Busan"] == ("organization", "location", "none")
+
+
+@pytest.mark.parametrize("name", ["Analytical Engine", "Hubble Space Telescope", "Clean Air Act", "Paris Agreement"])
+def test_machines_laws_and_treaties_are_no_entity(name: str) -> None:
+    assert head_labels(name) == ("none",)
+    assert head_labels(name, works=False) is None

@@ -313,6 +313,13 @@ _BEFORE = re.compile(r"([^\W\d_]+)\.?\s+$")
 # A single word after "from" is a place far more often than an organization ("a nurse from Busan", "flights
 # from Munich" against "a statement from Google"), and so is a name after a place's own nouns with "of" ("mayor
 # of Lyon", "the outskirts of Athens"): `LabelRules.place_phrases`. "President of ..." is left out (of Microsoft).
+# The subject of a reporting verb ("Spotify said", "Agnès Pannier-Runacher said") is a person or an organization;
+# the model called such subjects places or nothing (`LabelRules.speakers`). Countries are decided before this.
+_SPEAKS = re.compile(
+    r"\s+(?:said|says|told|reported|reports|announced|announces|added|wrote|warned|argued|confirmed|denied|"
+    r"stated|claimed|insisted)\b"
+)
+_AGENTS: tuple[Label, ...] = ("person", "organization")
 _FROM = re.compile(r"\bfrom\s+$", re.IGNORECASE)
 _PLACE_NOUN_OF = re.compile(
     r"\b(?:mayor|governor|capital|city|town|village|outskirts|suburbs|north|south|east|west|northeast|northwest|"
@@ -391,7 +398,8 @@ class LabelRules:
     organization, with no "none" left to the model, which called "Wall Street Journal" and the like "none".
     `work_heads`: a machine's, law's or treaty's head word ("... Engine", "... Act") makes a name no entity.
     `known_places`: a country or planet (`ner.gazetteer`) is a location. `place_phrases`: a single word after
-    "from", or a name after "mayor of", "outskirts of" and the like, is a location or none.
+    "from", or a name after "mayor of", "outskirts of" and the like, is a location or none. `speakers`: the
+    subject of a reporting verb ("... said") is a person or an organization (of what the rules above allow).
     """
 
     head_words: bool = True
@@ -400,6 +408,7 @@ class LabelRules:
     work_heads: bool = True
     known_places: bool = True
     place_phrases: bool = True
+    speakers: bool = True
 
 
 SHIPPED_RULES = LabelRules()
@@ -418,7 +427,8 @@ def context_labels(
 ) -> dict[str, tuple[Label, ...]]:
     """Labels a name may take: a location for a country or planet (`rules.known_places`), else what its head
     word allows (`head_labels`; both for the sides of an "X of Y" run too), else what the words before it
-    allow (a preposition, a title, `rules.place_phrases`) when every occurrence of it is preceded by such
+    allow (a preposition, a title, `rules.place_phrases`), narrowed to a person or an organization before a
+    reporting verb (`rules.speakers`), when every occurrence of it is preceded by such
     words, else (with `rules.lone_word_persons`) no person for a single word that ends no longer name
     (`endings`: of the whole document a part of which `text` is; default: of `candidates`); no entry when
     nothing narrows it."""
@@ -448,6 +458,10 @@ def context_labels(
             labels = ("organization", "location", "none")
         else:
             labels = ()
+        # Not an "X of Y" run: "Maria Silva of Petrobras said" must stay free to split into its sides.
+        if rules.speakers and _SPEAKS.match(text, candidate.end) and alternatives(candidate) is None:
+            agents = tuple(label for label in labels or _AGENTS if label in _AGENTS)
+            labels = agents or labels  # "in Paris said" keeps its place
         seen.setdefault(candidate.text, set()).add(labels)
     by_context = {
         name: next(iter(options)) for name, options in seen.items() if len(options) == 1 and () not in options

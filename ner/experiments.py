@@ -208,8 +208,10 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     # The shipped extractor before countries and planets, "from X" / "mayor of X" and machine, law and treaty
     # heads narrowed labels (LabelRules.known_places, place_phrases, work_heads).
     "before_place_rules": lambda gen: extractor_variant(
-        gen, rules=LabelRules(work_heads=False, known_places=False, place_phrases=False)
+        gen, rules=LabelRules(work_heads=False, known_places=False, place_phrases=False, speakers=False)
     ),
+    # The shipped extractor before the subject of "said", "reported"... had to be a person or an organization.
+    "no_speakers": lambda gen: extractor_variant(gen, rules=LabelRules(speakers=False)),
 }
 
 

@@ -171,3 +171,18 @@ def test_a_word_after_from_or_a_name_after_mayor_of_is_a_place() -> None:
 def test_machines_laws_and_treaties_are_no_entity(name: str) -> None:
     assert head_labels(name) == ("none",)
     assert head_labels(name, works=False) is None
+
+
+def test_the_subject_of_a_reporting_verb_is_a_person_or_an_organization() -> None:
+    text = "Spotify said prices would rise. Agnès Pannier-Runacher told reporters in Paris. France said no."
+    allowed = context_labels(text, propose(text))
+    assert allowed["Agnès Pannier-Runacher"] == ("person", "organization")
+    assert allowed["Spotify"] == ("organization",)  # a lone word is no person (lone_word_persons)
+    assert allowed["France"] == ("location",)  # a country stays a place
+    off = context_labels(text, propose(text), LabelRules(speakers=False))
+    assert "Agnès Pannier-Runacher" not in off and off["Spotify"] == ("organization", "location", "none")
+
+
+def test_a_person_of_an_organization_who_speaks_may_still_split() -> None:
+    text = "Maria Silva of Petrobras said output rose."
+    assert "Maria Silva of Petrobras" not in context_labels(text, propose(text))

@@ -313,6 +313,12 @@ _BEFORE = re.compile(r"([^\W\d_]+)\.?\s+$")
 # A single word after "from" is a place far more often than an organization ("a nurse from Busan", "flights
 # from Munich" against "a statement from Google"), and so is a name after a place's own nouns with "of" ("mayor
 # of Lyon", "the outskirts of Athens"): `LabelRules.place_phrases`. "President of ..." is left out (of Microsoft).
+_FROM = re.compile(r"\bfrom\s+$", re.IGNORECASE)
+_PLACE_NOUN_OF = re.compile(
+    r"\b(?:mayor|governor|capital|city|town|village|outskirts|suburbs|north|south|east|west|northeast|northwest|"
+    r"southeast|southwest|residents|citizens)\s+of\s+(?:the\s+)?$",
+    re.IGNORECASE,
+)
 # The subject of a reporting verb ("Spotify said", "Agnès Pannier-Runacher said") is a person or an organization;
 # the model called such subjects places or nothing (`LabelRules.speakers`). Countries are decided before this.
 _SPEAKS = re.compile(
@@ -320,12 +326,6 @@ _SPEAKS = re.compile(
     r"stated|claimed|insisted)\b"
 )
 _AGENTS: tuple[Label, ...] = ("person", "organization")
-_FROM = re.compile(r"\bfrom\s+$", re.IGNORECASE)
-_PLACE_NOUN_OF = re.compile(
-    r"\b(?:mayor|governor|capital|city|town|village|outskirts|suburbs|north|south|east|west|northeast|northwest|"
-    r"southeast|southwest|residents|citizens)\s+of\s+(?:the\s+)?$",
-    re.IGNORECASE,
-)
 
 
 def _words(*lines: str) -> frozenset[str]:
@@ -427,11 +427,11 @@ def context_labels(
 ) -> dict[str, tuple[Label, ...]]:
     """Labels a name may take: a location for a country or planet (`rules.known_places`), else what its head
     word allows (`head_labels`; both for the sides of an "X of Y" run too), else what the words before it
-    allow (a preposition, a title, `rules.place_phrases`), narrowed to a person or an organization before a
-    reporting verb (`rules.speakers`), when every occurrence of it is preceded by such
+    allow (a preposition, a title, `rules.place_phrases`) when every occurrence of it is preceded by such
     words, else (with `rules.lone_word_persons`) no person for a single word that ends no longer name
-    (`endings`: of the whole document a part of which `text` is; default: of `candidates`); no entry when
-    nothing narrows it."""
+    (`endings`: of the whole document a part of which `text` is; default: of `candidates`); before a
+    reporting verb, only the person and organization among those (`rules.speakers`); no entry when nothing
+    narrows it."""
     seen: dict[str, set[tuple[Label, ...]]] = {}
     by_head: dict[str, tuple[Label, ...]] = {}
     names = [candidate for candidate in candidates if candidate.kind == "name"]

@@ -437,7 +437,8 @@ def context_labels(
     names = [candidate for candidate in candidates if candidate.kind == "name"]
     surnames = name_endings(candidates) if endings is None else endings
     for candidate in names:
-        for name in (candidate, *(alternatives(candidate) or ())):
+        sides = alternatives(candidate)
+        for name in (candidate, *(sides or ())):
             if rules.known_places and is_known_place(name.text):
                 by_head[name.text] = ("location",)
             elif rules.head_words and (labels_of_head := head_labels(name.text, rules.work_heads)) is not None:
@@ -459,7 +460,7 @@ def context_labels(
         else:
             labels = ()
         # Not an "X of Y" run: "Maria Silva of Petrobras said" must stay free to split into its sides.
-        if rules.speakers and _SPEAKS.match(text, candidate.end) and alternatives(candidate) is None:
+        if rules.speakers and _SPEAKS.match(text, candidate.end) and sides is None:
             agents = tuple(label for label in labels or _AGENTS if label in _AGENTS)
             labels = agents or labels  # "in Paris said" keeps its place
         seen.setdefault(candidate.text, set()).add(labels)

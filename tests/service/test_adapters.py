@@ -3,7 +3,9 @@ selected per request (own endpoints and the OpenAI `model` field), and every ref
 
 from __future__ import annotations
 
+import concurrent.futures
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -20,6 +22,7 @@ from tests.conftest import ServiceUnderTest
 from viggo.dataset import load_examples
 from viggo.prompt import build_messages
 
+BUNDLED = REPO_ROOT / "finetune" / "adapters" / "viggo-smollm2"
 # The prompt the adapter was trained on (no few-shot examples): where a few steps show first. build_messages
 # types its messages as plain dicts; validated, they are the openai SDK's typed chat messages (same dicts).
 MESSAGES = TypeAdapter(list[ChatCompletionMessageParam]).validate_python(
@@ -94,6 +97,20 @@ def test_adapter_from_s3_is_downloaded_verified_and_served(server: ServiceUnderT
     response = register(server, "viggo-s3", f"s3://{bucket}/viggo/v1")
     assert response.status_code == 200, response.text
     assert generate(server, "viggo-s3") == generate(server, "viggo-ci")
+
+
+def test_racing_registrations_of_one_adapter_download_it_once(server: ServiceUnderTest) -> None:
+    server.moto.start()
+    bucket = server.moto.create_bucket("adapter-race")
+    client = server.moto.client()
+    for name in ("adapter_config.json", "adapter_model.safetensors"):
+        client.upload_file(str(BUNDLED / name), bucket, f"viggo/{name}")
+    source = f"s3://{bucket}/viggo"
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
+        responses = list(pool.map(lambda _: register(server, "viggo-raced", source), range(5)))
+    assert [r.status_code for r in responses] == [200] * 5, [r.text for r in responses]
+    # One log line per download (the progress bar's lines say "downloading adapter ...:  63%|...").
+    assert len(re.findall(rf"downloading adapter {re.escape(source)}: \d+ files", server.log())) == 1
 
 
 def _broken_copy(adapter_dir: Path, root: Path, name: str) -> Path:

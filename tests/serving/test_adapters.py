@@ -307,3 +307,53 @@ def test_s3_transfer_cut_midway_is_an_upstream_error(tmp_path: Path, truncating_
         asyncio.run(fetcher.fetch("s3://bucket/adapter", tmp_path / "downloads"))
     assert failed.value.status == 502 and "could not download adapter s3://bucket/adapter" in failed.value.message
     assert downloads_in(tmp_path / "downloads") == []
+
+
+# --- the event loop during a download ---------------------------------------------------------------
+TICK_S = 0.02
+
+
+def test_a_registration_downloads_off_the_event_loop(tmp_path: Path, moto_server: MotoServer, s3_bucket: str) -> None:
+    """The service streams every token from the event loop that also awaits registrations: a download run on
+    it once froze a concurrent /generate stream for 15.8 s (410 MB from the local S3 server). The adapter is
+    weights and 100 small files (a GET each, so the download lasts), made for another base model: refused
+    after the whole download, as registry.register does it for the admin endpoint."""
+    config = json.loads((BUNDLED / "adapter_config.json").read_text())
+    client = moto_server.client()
+    client.put_object(
+        Bucket=s3_bucket,
+        Key="big/adapter_config.json",
+        Body=json.dumps({**config, "base_model_name_or_path": "meta-llama/Llama-3.1-8B-Instruct"}).encode(),
+    )
+    client.put_object(Bucket=s3_bucket, Key="big/adapter_model.safetensors", Body=os.urandom(1 << 20))
+    for index in range(100):
+        client.put_object(Bucket=s3_bucket, Key=f"big/extra/part-{index:03d}.bin", Body=os.urandom(8 << 10))
+    registry, _, engine = make_registry(make_settings(tmp_path, moto_server))
+
+    async def register_while_ticking() -> tuple[float, list[float]]:
+        """How long the registration took, and how late each tick of a 20 ms timer came meanwhile."""
+        loop = asyncio.get_running_loop()
+        lags: list[float] = []
+
+        async def tick() -> None:
+            while True:
+                before = loop.time()
+                await asyncio.sleep(TICK_S)
+                lags.append(loop.time() - before - TICK_S)
+
+        ticker = asyncio.create_task(tick())
+        started = loop.time()
+        with pytest.raises(RequestError, match="trained for base model"):
+            await registry.register("big", f"s3://{s3_bucket}/big")
+        took = loop.time() - started
+        ticker.cancel()
+        return took, lags
+
+    took, lags = asyncio.run(register_while_ticking())
+    report = f"registration {took:.2f} s, {len(lags)} ticks, the latest {max(lags):.3f} s late"
+    print(report)
+    # On the event loop, one tick would wait for the whole download. The bound is relative so that a slow or
+    # busy machine, where both grow, does not fail the test (nor make it blind: the download lasts many ticks).
+    assert len(lags) >= 10, report
+    assert max(lags) < took / 4, report
+    assert engine.loaded == [] and downloads_in(tmp_path / "cache" / "adapters") == []

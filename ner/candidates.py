@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ner.decoding import Label
-from ner.gazetteer import is_known_place
+from ner.gazetteer import is_known_place, starts_with_given_name
 
 _MONTH_NAMES = "January|February|March|April|May|June|July|August|September|October|November|December"
 _MONTH = rf"(?:{_MONTH_NAMES}|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?)"
@@ -400,6 +400,8 @@ class LabelRules:
     `known_places`: a country or planet (`ner.gazetteer`) is a location. `place_phrases`: a single word after
     "from", or a name after "mayor of", "outskirts of" and the like, is a location or none. `speakers`: the
     subject of a reporting verb ("... said") is a person or an organization (of what the rules above allow).
+    `given_names`: two or three words that start with a common given name (`ner.gazetteer`) and have no head
+    word that says otherwise are a person ("Satya Nadella", also as the side of "Satya Nadella of Microsoft").
     """
 
     head_words: bool = True
@@ -409,6 +411,7 @@ class LabelRules:
     known_places: bool = True
     place_phrases: bool = True
     speakers: bool = True
+    given_names: bool = True
 
 
 SHIPPED_RULES = LabelRules()
@@ -426,7 +429,8 @@ def context_labels(
     endings: frozenset[str] | None = None,
 ) -> dict[str, tuple[Label, ...]]:
     """Labels a name may take: a location for a country or planet (`rules.known_places`), else what its head
-    word allows (`head_labels`; both for the sides of an "X of Y" run too), else what the words before it
+    word allows (`head_labels`), else a person for a name that starts with a given name (`rules.given_names`;
+    these three for the sides of an "X of Y" run too), else what the words before it
     allow (a preposition, a title, `rules.place_phrases`) when every occurrence of it is preceded by such
     words, else (with `rules.lone_word_persons`) no person for a single word that ends no longer name
     (`endings`: of the whole document a part of which `text` is; default: of `candidates`); before a
@@ -445,6 +449,8 @@ def context_labels(
                 if rules.organization_heads_decide and labels_of_head == ("organization", "none"):
                     labels_of_head = ("organization",)
                 by_head[name.text] = labels_of_head
+            elif rules.given_names and starts_with_given_name(name.text):
+                by_head[name.text] = ("person",)
         preceding = text[max(0, candidate.start - 40) : candidate.start]
         before = _BEFORE.search(preceding[-20:])
         word = before.group(1).casefold() if before else ""

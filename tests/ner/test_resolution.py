@@ -9,7 +9,7 @@ import pytest
 from ner.candidates import LabelRules, alternatives, context_labels, head_labels, propose
 from ner.decoding import Label, answer_json, labelling_params
 from ner.extractor import EntityExtractor
-from ner.gazetteer import is_known_place
+from ner.gazetteer import is_known_place, starts_with_given_name
 from ner.resolution import Labelled, labelling_names, merge, resolve
 from tests.fakes import Completion, ScriptedGenerator
 
@@ -78,7 +78,7 @@ def test_context_narrows_the_labels_a_name_may_take() -> None:
     text = "Dr. Jane Goodall met Pope Francis in Vigo, near Kaub. Berlin hosted it in Berlin. He spoke in the Hague."
     allowed = context_labels(text, propose(text), LabelRules(lone_word_persons=False))
     assert allowed == {
-        "Jane Goodall": ("person", "none"),
+        "Jane Goodall": ("person",),  # a given name first (ner.gazetteer), besides the title
         "Francis": ("person", "none"),
         "Vigo": ("location", "none"),
         "Kaub": ("location", "none"),
@@ -122,12 +122,14 @@ def test_head_words_narrow_the_sides_of_a_run_and_win_over_the_word_before() -> 
     assert allowed["General Motors"] == ("organization",)  # a side of "Mary Barra of General Motors"
     assert allowed["Wall Street Journal"] == ("organization",)  # not ("location", "none") after "in"
     assert allowed["Times of India"] == ("organization",)
-    assert "Mary Barra" not in allowed
+    assert allowed["Mary Barra"] == ("person",)  # a given name (ner.gazetteer), as a side too
     assert allowed["India"] == ("location",)  # a country (ner.gazetteer), as a side too
     leaving_none = context_labels(text, propose(text), LabelRules(organization_heads_decide=False))
     assert leaving_none["Wall Street Journal"] == leaving_none["Times of India"] == ("organization", "none")
     without = context_labels(
-        text, propose(text), LabelRules(head_words=False, lone_word_persons=False, known_places=False)
+        text,
+        propose(text),
+        LabelRules(head_words=False, lone_word_persons=False, known_places=False, given_names=False),
     )
     assert without == {"Wall Street Journal": ("location", "none")}  # the word before only
 
@@ -138,7 +140,7 @@ def test_a_lone_word_is_a_person_only_after_a_title_or_as_a_longer_names_last_wo
     assert allowed["Spotify"] == ("organization", "location", "none")
     assert allowed["Shares"] == ("organization", "location", "none")
     assert allowed["Francis"] == ("person", "none")
-    assert "Merkel" not in allowed and "Angela Merkel" not in allowed
+    assert "Merkel" not in allowed and allowed["Angela Merkel"] == ("person",)  # a given name first
     assert "Spotify" not in context_labels(text, propose(text), LabelRules(lone_word_persons=False))
 
 
@@ -186,3 +188,19 @@ def test_the_subject_of_a_reporting_verb_is_a_person_or_an_organization() -> Non
 def test_a_person_of_an_organization_who_speaks_may_still_split() -> None:
     text = "Maria Silva of Petrobras said output rose."
     assert "Maria Silva of Petrobras" not in context_labels(text, propose(text))
+
+
+def test_a_name_that_starts_with_a_given_name_is_a_person() -> None:
+    text = (
+        "Satya Nadella of Microsoft met Søren Lindqvist and Chloé Lefèvre at the George Washington University. "
+        "Jordan Peterson and Keir Starmer spoke."
+    )
+    allowed = context_labels(text, propose(text))
+    assert allowed["Satya Nadella"] == allowed["Søren Lindqvist"] == allowed["Chloé Lefèvre"] == ("person",)
+    assert allowed["Keir Starmer"] == ("person",)
+    assert "Satya Nadella of Microsoft" not in allowed  # a run with "of" is left to the model and resolution
+    assert allowed["George Washington University"] == ("organization",)  # the head word decides first
+    assert "Jordan Peterson" not in allowed  # Jordan is as often a country: not in the list
+    off = context_labels(text, propose(text), LabelRules(given_names=False))
+    assert "Satya Nadella" not in off and "Keir Starmer" not in off
+    assert not starts_with_given_name("Angela") and not starts_with_given_name("Mary of Teck")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ner.decoding import Label
-from ner.gazetteer import is_known_place, starts_with_given_name
+from ner.gazetteer import is_known_organization, is_known_place, starts_with_given_name
 
 _MONTH_NAMES = "January|February|March|April|May|June|July|August|September|October|November|December"
 _MONTH = rf"(?:{_MONTH_NAMES}|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?)"
@@ -397,7 +397,8 @@ class LabelRules:
     `organization_heads_decide`: a name with an organization's head word ("... Journal", "Times of ...") is an
     organization, with no "none" left to the model, which called "Wall Street Journal" and the like "none".
     `work_heads`: a machine's, law's or treaty's head word ("... Engine", "... Act") makes a name no entity.
-    `known_places`: a country or planet (`ner.gazetteer`) is a location. `place_phrases`: a single word after
+    `known_places`: a country or planet (`ner.gazetteer`) is a location; `known_organizations`: a large company,
+    news outlet or international body there is an organization. `place_phrases`: a single word after
     "from", or a name after "mayor of", "outskirts of" and the like, is a location or none. `speakers`: the
     subject of a reporting verb ("... said") is a person or an organization (of what the rules above allow).
     `given_names`: two or three words that start with a common given name (`ner.gazetteer`) and have no head
@@ -409,6 +410,7 @@ class LabelRules:
     organization_heads_decide: bool = True
     work_heads: bool = True
     known_places: bool = True
+    known_organizations: bool = True
     place_phrases: bool = True
     speakers: bool = True
     given_names: bool = True
@@ -428,7 +430,8 @@ def context_labels(
     rules: LabelRules = SHIPPED_RULES,
     endings: frozenset[str] | None = None,
 ) -> dict[str, tuple[Label, ...]]:
-    """Labels a name may take: a location for a country or planet (`rules.known_places`), else what its head
+    """Labels a name may take: a location for a country or planet (`rules.known_places`), an organization for a
+    known company, outlet or body (`rules.known_organizations`), else what its head
     word allows (`head_labels`), else a person for a name that starts with a given name (`rules.given_names`;
     these three for the sides of an "X of Y" run too), else what the words before it
     allow (a preposition, a title, `rules.place_phrases`) when every occurrence of it is preceded by such
@@ -445,6 +448,8 @@ def context_labels(
         for name in (candidate, *(sides or ())):
             if rules.known_places and is_known_place(name.text):
                 by_head[name.text] = ("location",)
+            elif rules.known_organizations and is_known_organization(name.text):
+                by_head[name.text] = ("organization",)
             elif rules.head_words and (labels_of_head := head_labels(name.text, rules.work_heads)) is not None:
                 if rules.organization_heads_decide and labels_of_head == ("organization", "none"):
                     labels_of_head = ("organization",)

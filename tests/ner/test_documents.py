@@ -208,17 +208,17 @@ def test_a_string_gets_one_type_across_the_document() -> None:
 
 def test_a_surname_alone_may_be_a_person_named_in_full_in_another_part() -> None:
     filler = "Filler words here. " * 4
-    text = f"Angela Merkel spoke. {filler}Merkel praised Spotify."
+    text = f"Angela Merkel spoke. {filler}Merkel praised Shopify."
     probe = EntityExtractor(ScriptedGenerator(), max_text_chars=1000, part_tokens=40)
     generator = ScriptedGenerator(answers=GoldAnswers(probe, text, {}))  # every candidate "none"
     asyncio.run(EntityExtractor(generator, max_text_chars=1000, part_tokens=40).extract(text))
-    (last,) = [call for call in generator.calls if "Spotify" in call.messages[-1]["content"]]
+    (last,) = [call for call in generator.calls if "Shopify" in call.messages[-1]["content"]]
     assert "Angela Merkel" not in last.messages[-1]["content"]  # the full name is in another part
     assert last.params.structured_outputs is not None and isinstance(last.params.structured_outputs.json, dict)
     enums = {name: prop["enum"] for name, prop in last.params.structured_outputs.json["properties"].items()}
     assert enums == {
         "Merkel": ["person", "organization", "location", "none"],
-        "Spotify": ["organization", "location", "none"],
+        "Shopify": ["organization", "location", "none"],
     }
 
 

@@ -431,14 +431,13 @@ def context_labels(
     endings: frozenset[str] | None = None,
 ) -> dict[str, tuple[Label, ...]]:
     """Labels a name may take: a location for a country or planet (`rules.known_places`), an organization for a
-    known company, outlet or body (`rules.known_organizations`), else what its head
-    word allows (`head_labels`), else a person for a name that starts with a given name (`rules.given_names`;
-    these three for the sides of an "X of Y" run too), else what the words before it
-    allow (a preposition, a title, `rules.place_phrases`) when every occurrence of it is preceded by such
-    words, else (with `rules.lone_word_persons`) no person for a single word that ends no longer name
-    (`endings`: of the whole document a part of which `text` is; default: of `candidates`); before a
-    reporting verb, only the person and organization among those (`rules.speakers`); no entry when nothing
-    narrows it."""
+    known company, outlet or body (`rules.known_organizations`), else what its head word allows (`head_labels`),
+    else a person for a name that starts with a given name (`rules.given_names`; these four for the sides of an
+    "X of Y" run too), else what the words before it allow (a preposition, a title, `rules.place_phrases`) when
+    every occurrence of it is preceded by such words, else (with `rules.lone_word_persons`) no person for a
+    single word that ends no longer name (`endings`: of the whole document a part of which `text` is; default: of
+    `candidates`); before a reporting verb, only the person and organization among those (`rules.speakers`); no
+    entry when nothing narrows it."""
     seen: dict[str, set[tuple[Label, ...]]] = {}
     by_head: dict[str, tuple[Label, ...]] = {}
     names = [candidate for candidate in candidates if candidate.kind == "name"]

@@ -212,6 +212,7 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     ),
     # The shipped extractor before the subject of "said", "reported"... had to be a person or an organization.
     "no_speakers": lambda gen: extractor_variant(gen, rules=LabelRules(speakers=False)),
+    # The shipped extractor without one of the two lists of ner.gazetteer that came after the rule above.
     "no_given_names": lambda gen: extractor_variant(gen, rules=LabelRules(given_names=False)),
     "no_known_organizations": lambda gen: extractor_variant(gen, rules=LabelRules(known_organizations=False)),
 }

@@ -107,7 +107,7 @@ Volodymyr Walter Wang Werner William Wolfgang Xavier Xi Yasmin Yoshihide Youssef
 GIVEN_NAMES = frozenset(_GIVEN_NAMES.split())
 
 
-def plain(word: str) -> str:
+def _plain(word: str) -> str:
     """`word` without diacritics, as in the list above: "Søren" and "Chloé" match "Soren" and "Chloe"."""
     decomposed = unicodedata.normalize("NFKD", word.replace("ø", "o").replace("Ø", "O"))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
@@ -116,4 +116,4 @@ def plain(word: str) -> str:
 def starts_with_given_name(name: str) -> bool:
     """Whether `name` is two or three capitalised words, no connector among them, the first a given name."""
     words = name.split()
-    return 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words) and plain(words[0]) in GIVEN_NAMES
+    return 2 <= len(words) <= 3 and all(w[:1].isupper() for w in words) and _plain(words[0]) in GIVEN_NAMES

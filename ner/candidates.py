@@ -332,6 +332,21 @@ def _words(*lines: str) -> frozenset[str]:
     return frozenset(" ".join(lines).split())
 
 
+# Words that start news sentences as the sentence's subject and are no name: groups of people, quantities, markets
+# and weather. The model typed "Residents", "Witnesses", "Critics", "Thousands" and "Shares" at a sentence's start
+# as persons, organizations or places (`LabelRules.common_nouns`); only a single word at a sentence's start is
+# affected, so "Critics' Choice Awards" and a mid-sentence capital are left alone.
+_COMMON_NOUNS = _words(
+    "residents witnesses critics diplomats officials analysts investors protesters demonstrators scientists "
+    "researchers experts economists farmers workers employees voters lawmakers legislators authorities doctors "
+    "nurses teachers students parents children families people villagers passengers fans players soldiers troops "
+    "rescuers firefighters volunteers refugees migrants survivors victims tourists shoppers consumers customers "
+    "users drivers pilots miners traders bankers executives shareholders sources observers visitors neighbours "
+    "neighbors thousands hundreds millions dozens tens billions shares stocks prices sales profits revenues "
+    "markets exports imports wages rents wildfires floods storms rains temperatures unemployment inflation"
+)
+
+
 # A name's own head word gives its kind away wherever it stands: "Washington Post", "Times of India" and
 # "International Monetary Fund" are organizations, "Hudson River" and "Mount Kenya" places, "Nobel Prize" and
 # "Hurricane Ian" no entity at all; the 135M model called the first three persons. The head is the word
@@ -401,6 +416,8 @@ class LabelRules:
     news outlet or international body there is an organization. `place_phrases`: a single word after
     "from", or a name after "mayor of", "outskirts of" and the like, is a location or none. `speakers`: the
     subject of a reporting verb ("... said") is a person or an organization (of what the rules above allow).
+    `common_nouns`: a single word at a sentence's start that is a common noun of news subjects ("Residents",
+    "Thousands", "Shares") is no entity.
     `given_names`: two or three words that start with a common given name (`ner.gazetteer`) and have no head
     word that says otherwise are a person ("Satya Nadella", also as the side of "Satya Nadella of Microsoft").
     """
@@ -414,6 +431,7 @@ class LabelRules:
     place_phrases: bool = True
     speakers: bool = True
     given_names: bool = True
+    common_nouns: bool = True
 
 
 SHIPPED_RULES = LabelRules()
@@ -436,8 +454,9 @@ def context_labels(
     "X of Y" run too), else what the words before it allow (a preposition, a title, `rules.place_phrases`) when
     every occurrence of it is preceded by such words, else (with `rules.lone_word_persons`) no person for a
     single word that ends no longer name (`endings`: of the whole document a part of which `text` is; default: of
-    `candidates`); before a reporting verb, only the person and organization among those (`rules.speakers`); no
-    entry when nothing narrows it."""
+    `candidates`) and none at all for a common noun that starts a sentence (`rules.common_nouns`); before a
+    reporting verb, only the person and organization among those (`rules.speakers`); no entry when nothing
+    narrows it."""
     seen: dict[str, set[tuple[Label, ...]]] = {}
     by_head: dict[str, tuple[Label, ...]] = {}
     names = [candidate for candidate in candidates if candidate.kind == "name"]
@@ -465,6 +484,12 @@ def context_labels(
             labels: tuple[Label, ...] = ("location", "none")
         elif word in _TITLES:
             labels = ("person", "none")
+        elif (
+            rules.common_nouns
+            and candidate.text.casefold() in _COMMON_NOUNS
+            and _starts_sentence(text, candidate.start)
+        ):
+            labels = ("none",)
         elif rules.lone_word_persons and " " not in candidate.text and candidate.text not in surnames:
             labels = ("organization", "location", "none")
         else:

@@ -215,6 +215,8 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     # The shipped extractor without one of the two lists of ner.gazetteer that came after the rule above.
     "no_given_names": lambda gen: extractor_variant(gen, rules=LabelRules(given_names=False)),
     "no_known_organizations": lambda gen: extractor_variant(gen, rules=LabelRules(known_organizations=False)),
+    # ... and without the rule that a common noun at a sentence's start is no entity.
+    "no_common_nouns": lambda gen: extractor_variant(gen, rules=LabelRules(common_nouns=False)),
 }
 
 

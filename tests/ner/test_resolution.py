@@ -215,3 +215,17 @@ def test_known_companies_outlets_and_bodies_are_organizations() -> None:
     off = context_labels(text, propose(text), LabelRules(known_organizations=False))
     assert off["Netflix"] == off["BBC"] == ("organization", "location", "none")  # the lone-word rule only
     assert off["Al  Jazeera"] == ("person", "organization")  # the subject of "reported"
+
+
+def test_a_common_noun_that_starts_a_sentence_is_no_entity() -> None:
+    text = (
+        'Residents fled. "Thousands marched," said Critics Circle. Shares rose. Witnesses said so. '
+        "Investors met Shares."
+    )
+    allowed = context_labels(text, propose(text))
+    assert allowed["Residents"] == allowed["Thousands"] == ("none",)
+    assert allowed["Witnesses"] == ("none",)  # the reporting-verb rule keeps only what is allowed
+    assert "Critics Circle" not in allowed  # more than one word: a name
+    assert "Shares" not in allowed  # also mid-sentence ("met Shares"): the occurrences disagree
+    off = context_labels(text, propose(text), LabelRules(common_nouns=False))
+    assert off["Residents"] == ("organization", "location", "none")

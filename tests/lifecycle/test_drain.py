@@ -46,10 +46,10 @@ MODEL_NAME = "SmolLM2-135M-Instruct"
 BUCKET = "lifecycle-results"
 TEXT = "Angela Merkel visited Siemens in Erlangen on 4 March 2019."
 SINGLE_IDS = ["before-sigterm"]
+BATCH_IDS = ["in-flight-0", "in-flight-1", "in-flight-2"]
 # How long /readyz may take to say 503 after SIGTERM: within the grace period, so while requests still run.
 # Here it takes well under a second; on a CI machine with every stream decoding on its 2 cores, 8.9 s once.
 NOT_READY_WITHIN_S = 60
-BATCH_IDS = ["in-flight-0", "in-flight-1", "in-flight-2"]
 
 
 @dataclass

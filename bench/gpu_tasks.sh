@@ -11,7 +11,9 @@
 #                                          engine requests (`... raw`) and chat loads; then ViGGO via `LLM.generate`
 #                                          (py-spy, when .device-carry/pyspy is carried, samples the serving process)
 #   bash bench/gpu_tasks.sh starts N       N more starts of each, alternating: process start to ready
-# Environment: OUT (what comes back). Every start's seconds to ready: /tmp/starts.txt (all calls), copied to $OUT.
+# Environment: OUT (what comes back); REPEATS (runs of each task level, default 3; the median is reported); PARTS
+# (what the service/raw phase runs besides the task levels, default "jobs chat offline": the job API, the chat
+# loads, offline LLM.generate). Every start's seconds to ready: /tmp/starts.txt (all calls), copied to $OUT.
 set -uo pipefail
 PHASE=$1; ARG=${2:-}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -33,6 +35,7 @@ ADAPTER=$ROOT/finetune/adapters/viggo-smollm2
 CSV=$C/viggo-valid.csv
 export ADAPTERS=viggo=$ADAPTER VIGGO_ADAPTER=viggo PERSIST_RESULTS=false
 export RESULTS_URI=/tmp/job-results SPOOL_DIR=/tmp/spool JOB_INPUT_ROOTS=/tmp/job-in
+REPEATS=${REPEATS:-3}; PARTS=${PARTS:-jobs chat offline}
 PORT=3100; URL=http://127.0.0.1:$PORT
 RAW_ARGS=$(python3 -c "from serving.engine import resolve_model, vllm_cli_args; from serving.settings import \
 ServiceSettings; s = ServiceSettings(); print(' '.join(vllm_cli_args(s, resolve_model(s))))")
@@ -66,27 +69,27 @@ case $PHASE in
     if [ -d "$C/pyspy" ]; then  # the serving process, 4 s inside /extract_entities at the last concurrency
       [ -x /tmp/pyspy/bin/py-spy ] || python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy "$C"/pyspy/*.whl
       LEVELS=(${ARG//,/ })
-      (until grep -q "service extract_entities c=${LEVELS[-2]}:" /tmp/tasks.log 2>/dev/null; do sleep 0.2; done
+      (until grep -q "service extract_entities c=${LEVELS[-2]} rep $REPEATS/$REPEATS:" /tmp/tasks.log 2>/dev/null; do sleep 0.2; done
        sleep 1.5  # the last level's warm-up request, then its load
        /tmp/pyspy/bin/py-spy record -p "$(pgrep -f _bentoml_impl.worker.service | head -1)" -d 4 -r 200 \
          --nonblocking -f raw -o "$OUT/pyspy-ner-c${LEVELS[-1]}.txt" >"$OUT/pyspy.err" 2>&1) &
       SAMPLER=$!
     fi
     : >/tmp/tasks.log
-    timeout 240 python3 -m bench.task_baseline service --url $URL --concurrency "$ARG" --viggo-csv "$CSV" \
-      --out "$OUT/tasks-service.json" 2>&1 | tee /tmp/tasks.log | grep task-baseline
+    timeout 400 python3 -m bench.task_baseline service --url $URL --concurrency "$ARG" --repeats "$REPEATS" \
+      --viggo-csv "$CSV" --out "$OUT/tasks-service.json" 2>&1 | tee /tmp/tasks.log | grep task-baseline
     [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null
-    timeout 150 python3 -m bench.task_baseline jobs --url $URL --corpus-dir /tmp/job-in --records 2048 \
-      --viggo-csv "$CSV" --out "$OUT/tasks-jobs.json"
-    chat service
+    [[ $PARTS == *jobs* ]] && timeout 150 python3 -m bench.task_baseline jobs --url $URL --corpus-dir /tmp/job-in \
+      --records 2048 --viggo-csv "$CSV" --out "$OUT/tasks-jobs.json"
+    [[ $PARTS == *chat* ]] && chat service
     stop; tail -c 60000 /tmp/service.log >"$OUT/service.log" ;;
   raw)
     start raw || exit 4
-    timeout 200 python3 -m bench.task_baseline raw --url $URL --adapter viggo --concurrency "$ARG" --viggo-csv "$CSV" \
-      --out "$OUT/tasks-raw.json"
-    chat raw
+    timeout 400 python3 -m bench.task_baseline raw --url $URL --adapter viggo --concurrency "$ARG" --repeats "$REPEATS" \
+      --viggo-csv "$CSV" --out "$OUT/tasks-raw.json"
+    [[ $PARTS == *chat* ]] && chat raw
     stop; tail -c 30000 /tmp/raw.log >"$OUT/raw.log"
-    timeout 240 python3 -m bench.task_baseline offline --adapter "viggo=$ADAPTER" --sentences 1024 --viggo-csv "$CSV" \
+    [[ $PARTS == *offline* ]] && timeout 240 python3 -m bench.task_baseline offline --adapter "viggo=$ADAPTER" --sentences 1024 --viggo-csv "$CSV" \
       --out "$OUT/tasks-offline.json" 2>&1 | grep -v "^\s*$" | tail -5 ;;
   starts)
     for _ in $(seq "$ARG"); do for kind in service raw; do start $kind && stop; done; done ;;

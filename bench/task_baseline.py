@@ -154,6 +154,13 @@ def _level(url: str, headers: dict[str, str], bodies: list[dict[str, Any]], c: i
     return figures
 
 
+def median_row(reps: list[dict[str, Any]]) -> dict[str, Any]:
+    """The repetition with the median request rate, and every repetition's rate and p50 beside it."""
+    ranked = sorted(reps, key=lambda row: row["request_throughput"])
+    kept = ("request_throughput", "p50_latency_ms")
+    return ranked[(len(ranked) - 1) // 2] | {"repetitions": [{key: r[key] for key in kept} for r in reps]}
+
+
 def run_http(args: argparse.Namespace, tokenizer: Any) -> dict[str, Any]:
     headers = auth_headers(args.api_key)
     recorded = record(tokenizer, ner_texts(), viggo_sentences(args.viggo_csv), args.adapter)
@@ -171,10 +178,13 @@ def run_http(args: argparse.Namespace, tokenizer: Any) -> dict[str, Any]:
                 url, bodies = f"{args.url}/v1/completions", [completion_body(request, model) for _, request in picked]
             else:
                 url, bodies = f"{args.url}/{task}", [service_body(task, text) for text, _ in picked]
-            row = _level(url, headers, bodies, c)
-            print(f"[task-baseline] {args.target} {task} c={c}: {row['ok']}/{n} ok, "
-                  f"{row['request_throughput']:.1f} req/s, p50 {row['p50_latency_ms']:.0f} ms", flush=True)  # fmt: skip
-            rows.append({**row, "texts": len(items)})
+            reps = []
+            for rep in range(args.repeats):
+                reps.append(_level(url, headers, bodies, c))
+                print(f"[task-baseline] {args.target} {task} c={c} rep {rep + 1}/{args.repeats}: {reps[-1]['ok']}/{n} "
+                      f"ok, {reps[-1]['request_throughput']:.1f} req/s, p50 {reps[-1]['p50_latency_ms']:.0f} ms",
+                      flush=True)  # fmt: skip
+            rows.append(median_row(reps) | {"texts": len(items)})
         results[task] = rows
     return results
 
@@ -249,6 +259,22 @@ def run_jobs(args: argparse.Namespace) -> dict[str, Any]:
     return {endpoint: run_job(args.url, headers, endpoint, source) for endpoint, source in sources.items() if source}
 
 
+def _rates(row: dict[str, Any]) -> list[float]:
+    return [rep["request_throughput"] for rep in row.get("repetitions", [])]
+
+
+def _spread(row: dict[str, Any]) -> str:
+    """` [min-max]` over the repetitions, empty for a single run."""
+    rates = _rates(row)
+    return f" [{min(rates):.1f}-{max(rates):.1f}]" if len(rates) > 1 else ""
+
+
+def _ratio_spread(s_row: dict[str, Any], r_row: dict[str, Any]) -> str:
+    """` [min-max]` of the ratios of the k-th repetitions (each pair ran the same requests)."""
+    ratios = [s / r for s, r in zip(_rates(s_row), _rates(r_row), strict=False) if r]
+    return f" [{min(ratios):.2f}-{max(ratios):.2f}]" if len(ratios) > 1 else ""
+
+
 def report(paths: Sequence[Path]) -> str:
     """Markdown: per task and concurrency, requests/s of each target and service/raw."""
     runs = {data["target"]: data for data in (json.loads(p.read_text()) for p in paths)}
@@ -262,9 +288,10 @@ def report(paths: Sequence[Path]) -> str:
         for s_row, r_row in zip(service.get(task, []), raw.get(task, []), strict=False):
             ratio = s_row["request_throughput"] / r_row["request_throughput"] if r_row["request_throughput"] else 0
             lines.append(
-                f"| /{task} | {s_row['concurrency']} | {s_row['request_throughput']:.1f} | "
-                f"{r_row['request_throughput']:.1f} | **{ratio:.2f}** | {s_row['p50_latency_ms']:.0f} / "
-                f"{s_row['p99_latency_ms']:.0f} | {r_row['p50_latency_ms']:.0f} / {r_row['p99_latency_ms']:.0f} |"
+                f"| /{task} | {s_row['concurrency']} | {s_row['request_throughput']:.1f}{_spread(s_row)} | "
+                f"{r_row['request_throughput']:.1f}{_spread(r_row)} | **{ratio:.2f}**{_ratio_spread(s_row, r_row)} | "
+                f"{s_row['p50_latency_ms']:.0f} / {s_row['p99_latency_ms']:.0f} | "
+                f"{r_row['p50_latency_ms']:.0f} / {r_row['p99_latency_ms']:.0f} |"
             )
     for endpoint, manifest in runs.get("jobs", {}).get("results", {}).items():
         lines.append(f"\n`/{endpoint}` over {manifest['counts']['read']} records: {manifest['status']}, "
@@ -285,6 +312,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--adapter", default=None, help="raw: the ViGGO adapter's served name; offline: NAME=PATH")
     parser.add_argument("--concurrency", type=lambda s: [int(c) for c in s.split(",")], default=[16, 64, 256])
     parser.add_argument("--tasks", type=lambda s: s.split(","), default=["extract_entities", "viggo"])
+    parser.add_argument("--repeats", type=int, default=1, help="run each level this many times (median reported)")
     parser.add_argument("--requests-per-level", type=int, default=4, help="requests per level = this x concurrency")
     parser.add_argument("--sentences", type=int, default=1024, help="offline: ViGGO sentences generated at once")
     parser.add_argument("--viggo-csv", type=Path, default=VIGGO_CSV)

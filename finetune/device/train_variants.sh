@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# A sweep of ViGGO adapter trainings on the offline GPU host, then each adapter measured the way the service runs
+# it (vLLM, `python -m viggo.evaluate`, with and without `--span-values`). One phase per `run` call, on a machine
+# where `bash bench/gpu_tasks.sh service ...` has already converted the default model (bench/README.md) and the
+# bundle is installed; the machine must stay warm in between:
+#   bash finetune/device/train_variants.sh train   carry .device-carry/viggo-data ({train,valid}.csv): every variant
+#                                                  below trains at once on the one GPU (host torch/transformers/peft,
+#                                                  pydantic from the bundle's wheels); adapters come back as NAME.tar
+#   bash finetune/device/train_variants.sh eval    each trained adapter and the shipped one on the valid split in
+#                                                  vLLM (the bundle's), several engines at once, small memory each
+# Environment: OUT (what comes back), VARIANTS (names to train, default all).
+set -uo pipefail
+PHASE=$1
+OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
+export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
+ROOT=$PWD; DATA=$ROOT/.device-carry/viggo-data; RUNS=/tmp/ft
+M=$HOME/.cache/vllm-extraction/models/SmolLM2-135M-Instruct
+[ -f "$M/model.safetensors" ] || { echo "no converted model at $M (run bench/gpu_tasks.sh service first)"; exit 3; }
+
+# name: extra `python -m finetune` flags; "r32" trains from a copy of the config with rank 32 / alpha 64.
+declare -A FLAGS=(
+  [e4]="--epochs 4"
+  [e3]="--epochs 3"
+  [e6b32]="--epochs 6 --batch-size 32"
+  [e4b32lr15]="--epochs 4 --batch-size 32 --learning-rate 1.5e-3"
+  [e4b32r32]="--epochs 4 --batch-size 32 r32"
+)
+
+case $PHASE in
+  train)
+    python3 -m pip install -q --no-index --no-deps --target /tmp/ft-site /tmp/gb-bench/wheels/{pydantic,pydantic_core,annotated_types,typing_inspection}-*.whl || exit 4
+    export PYTHONPATH=/tmp/ft-site
+    nvidia-smi -L; python3 -c "import torch,transformers,peft;print(torch.__version__,transformers.__version__,peft.__version__)"
+    sed -e 's/^  r: 16 .*/  r: 32/' -e 's/^  alpha: 32/  alpha: 64/' finetune/configs/viggo-smollm2.yaml >/tmp/viggo-r32.yaml
+    grep -E "^  (r|alpha):" /tmp/viggo-r32.yaml
+    SECONDS=0
+    for name in ${VARIANTS:-${!FLAGS[@]}}; do
+      flags=${FLAGS[$name]}; config=finetune/configs/viggo-smollm2.yaml
+      [[ $flags == *r32* ]] && { config=/tmp/viggo-r32.yaml; flags=${flags/r32/}; }
+      # shellcheck disable=SC2086
+      timeout 560 python3 -m finetune --config "$config" --base-model "$M" --base-model-name \
+        HuggingFaceTB/SmolLM2-135M-Instruct --data "$DATA" --output-dir "$RUNS/$name" $flags >"$OUT/train-$name.log" 2>&1 &
+    done
+    wait
+    echo "trained in ${SECONDS}s"
+    for run in "$RUNS"/*/; do
+      name=$(basename "$run"); tail -2 "$OUT/train-$name.log"
+      [ -f "$run/adapter/adapter_model.safetensors" ] && tar -C "$run" -cf "$OUT/$name.tar" adapter
+    done ;;
+  eval)
+    [ -d /tmp/site-bench/vllm ] || { echo "bundle not installed (machine went cold?)"; exit 3; }
+    export PYTHONPATH=/tmp/site-bench VLLM_USE_FLASHINFER_SAMPLER=0
+    # Several engines share the GPU: each takes a small slice, and eager mode skips minutes of compilation.
+    export GPU_MEMORY_UTILIZATION=0.08 ENFORCE_EAGER=true
+    names=(shipped); ln -sfn "$ROOT/finetune/adapters/viggo-smollm2" /tmp/ft-shipped-adapter
+    for run in "$RUNS"/*/; do [ -f "$run/adapter/adapter_model.safetensors" ] && names+=("$(basename "$run")"); done
+    SECONDS=0
+    for span in "" --span-values; do
+      for name in "${names[@]}"; do
+        path=$RUNS/$name/adapter; [ "$name" = shipped ] && path=/tmp/ft-shipped-adapter
+        tag=$name${span:+-span}
+        timeout 280 python3 -m viggo.evaluate --data "$DATA" --adapter "viggo=$path" --max-num-seqs 256 $span \
+          --out "$OUT/preds-$tag.jsonl" --json-out "$OUT/eval-$tag.json" >"$OUT/eval-$tag.log" 2>&1 &
+      done
+      wait
+      echo "evaluated ${span:-plain} at ${SECONDS}s"
+    done
+    for f in "$OUT"/eval-*.json; do
+      python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1].split('/')[-1], d.get('exact_match'), d.get('slot_f1'), d.get('act_accuracy'))" "$f"
+    done ;;
+esac
+exit 0

@@ -11,6 +11,7 @@
 #                                          engine requests (`... raw`) and chat loads; then ViGGO via `LLM.generate`
 #                                          (py-spy, when .device-carry/pyspy is carried, samples the serving process)
 #   bash bench/gpu_tasks.sh starts N       N more starts of each, alternating: process start to ready
+#   bash bench/gpu_tasks.sh convert        only the model's conversion (carry .device-carry/g2; for other scripts)
 # Environment: OUT (what comes back); REPEATS (runs of each task level, default 3; the median is reported); PARTS
 # (what the service/raw phase runs besides the task levels, default "jobs chat offline": the job API, the chat
 # loads, offline LLM.generate). Every start's seconds to ready: /tmp/starts.txt (all calls), copied to $OUT.

@@ -7,7 +7,9 @@
 #                                                  below trains at once on the one GPU (host torch/transformers/peft,
 #                                                  pydantic from the bundle's wheels); adapters come back as NAME.tar
 #   bash finetune/device/train_variants.sh eval    each trained adapter and the shipped one on the valid split in
-#                                                  vLLM (the bundle's), several engines at once, small memory each
+#                                                  vLLM (the bundle's), several engines at once, small memory each;
+#                                                  adapters carried as .device-carry/viggo-adapters/NAME.tar (what
+#                                                  `train` sent back) are evaluated too, for a machine gone cold
 # Environment: OUT (what comes back), VARIANTS (names to train, default all).
 set -uo pipefail
 PHASE=$1
@@ -24,7 +26,7 @@ declare -A FLAGS=(
   [e6b32]="--epochs 6 --batch-size 32"
   [e4b32lr15]="--epochs 4 --batch-size 32 --learning-rate 1.5e-3"
   [e4b32r32]="--epochs 4 --batch-size 32 r32"
-)
+)  # all five at once took 79 GiB on an H100 (logits of a 49k vocabulary in fp32): e4 and e4b32r32 ran out of memory
 
 case $PHASE in
   train)
@@ -52,6 +54,9 @@ case $PHASE in
     export PYTHONPATH=/tmp/site-bench VLLM_USE_FLASHINFER_SAMPLER=0
     # Several engines share the GPU: each takes a small slice, and eager mode skips minutes of compilation.
     export GPU_MEMORY_UTILIZATION=0.08 ENFORCE_EAGER=true
+    for tar in "$ROOT"/.device-carry/viggo-adapters/*.tar; do
+      [ -f "$tar" ] && mkdir -p "$RUNS/$(basename "$tar" .tar)" && tar -xf "$tar" -C "$RUNS/$(basename "$tar" .tar)"
+    done
     names=(shipped); ln -sfn "$ROOT/finetune/adapters/viggo-smollm2" /tmp/ft-shipped-adapter
     for run in "$RUNS"/*/; do [ -f "$run/adapter/adapter_model.safetensors" ] && names+=("$(basename "$run")"); done
     SECONDS=0

@@ -417,7 +417,8 @@ class LabelRules:
     "from", or a name after "mayor of", "outskirts of" and the like, is a location or none. `speakers`: the
     subject of a reporting verb ("... said") is a person or an organization (of what the rules above allow).
     `common_nouns`: a single word at a sentence's start that is a common noun of news subjects ("Residents",
-    "Thousands", "Shares") is no entity.
+    "Thousands", "Shares") is no entity. `common_noun_runs`: nor is an "X of Y" run whose left side is such a
+    single word ("Shares of Nestlé", "Residents of Rue de Rivoli"), nor that side; its right side is labelled alone.
     `given_names`: two or three words that start with a common given name (`ner.gazetteer`) and have no head
     word that says otherwise are a person ("Satya Nadella", also as the side of "Satya Nadella of Microsoft").
     """
@@ -432,6 +433,7 @@ class LabelRules:
     speakers: bool = True
     given_names: bool = True
     common_nouns: bool = True
+    common_noun_runs: bool = True
 
 
 SHIPPED_RULES = LabelRules()
@@ -454,7 +456,8 @@ def context_labels(
     "X of Y" run too), else what the words before it allow (a preposition, a title, `rules.place_phrases`) when
     every occurrence of it is preceded by such words, else (with `rules.lone_word_persons`) no person for a
     single word that ends no longer name (`endings`: of the whole document a part of which `text` is; default: of
-    `candidates`) and none at all for a common noun that starts a sentence (`rules.common_nouns`); before a
+    `candidates`) and none at all for a common noun that starts a sentence (`rules.common_nouns`) or the left side
+    of an "X of Y" run (`rules.common_noun_runs`, which also makes the run none); before a
     reporting verb, only the person and organization among those (`rules.speakers`); no entry when nothing
     narrows it."""
     seen: dict[str, set[tuple[Label, ...]]] = {}
@@ -474,6 +477,8 @@ def context_labels(
                 by_head[name.text] = labels_of_head
             elif rules.given_names and starts_with_given_name(name.text):
                 by_head[name.text] = ("person",)
+        if rules.common_noun_runs and sides and sides[0].text.casefold() in _COMMON_NOUNS:
+            by_head[candidate.text] = by_head[sides[0].text] = ("none",)
         preceding = text[max(0, candidate.start - 40) : candidate.start]
         before = _BEFORE.search(preceding[-20:])
         word = before.group(1).casefold() if before else ""

@@ -217,6 +217,8 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     "no_known_organizations": lambda gen: extractor_variant(gen, rules=LabelRules(known_organizations=False)),
     # ... and without the rule that a common noun at a sentence's start is no entity.
     "no_common_nouns": lambda gen: extractor_variant(gen, rules=LabelRules(common_nouns=False)),
+    # ... and without the rule that an "X of Y" run led by such a noun ("Shares of Nestlé") is none.
+    "no_common_noun_runs": lambda gen: extractor_variant(gen, rules=LabelRules(common_noun_runs=False)),
 }
 
 

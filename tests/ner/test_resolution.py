@@ -229,3 +229,16 @@ def test_a_common_noun_that_starts_a_sentence_is_no_entity() -> None:
     assert "Shares" not in allowed  # also mid-sentence ("met Shares"): the occurrences disagree
     off = context_labels(text, propose(text), LabelRules(common_nouns=False))
     assert off["Residents"] == ("organization", "location", "none")
+
+
+def test_a_run_led_by_a_common_noun_is_no_entity_but_its_right_side_may_be() -> None:
+    text = "Shares of Nestlé fell. Residents of Rue de Rivoli complained. Friends of Ulm sang. Bank of Japan met."
+    allowed = context_labels(text, propose(text))
+    assert allowed["Shares of Nestlé"] == allowed["Shares"] == ("none",)
+    assert allowed["Nestlé"] == ("organization",)  # the right side keeps its own rules (a known company)
+    assert allowed["Residents of Rue de Rivoli"] == allowed["Residents"] == ("none",)
+    assert "Rue de Rivoli" not in allowed  # left to the model
+    assert "Friends of Ulm" not in allowed  # "friends" is not in the list (Friends of the Earth)
+    assert allowed["Bank of Japan"] != ("none",)  # an organization's head, not a common noun
+    off = context_labels(text, propose(text), LabelRules(common_noun_runs=False))
+    assert "Shares of Nestlé" not in off and "Shares" not in off

@@ -10,7 +10,8 @@
 #                                                  vLLM (the bundle's), several engines at once, small memory each;
 #                                                  adapters carried as .device-carry/viggo-adapters/NAME.tar (what
 #                                                  `train` sent back) are evaluated too, for a machine gone cold
-# Environment: OUT (what comes back), VARIANTS (names to train, default all).
+# Environment: OUT (what comes back), VARIANTS (names to train, default all), SPANS (eval: "plain span" by default;
+# "plain" skips the --span-values round).
 set -uo pipefail
 PHASE=$1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -60,7 +61,8 @@ case $PHASE in
     names=(shipped); ln -sfn "$ROOT/finetune/adapters/viggo-smollm2" /tmp/ft-shipped-adapter
     for run in "$RUNS"/*/; do [ -f "$run/adapter/adapter_model.safetensors" ] && names+=("$(basename "$run")"); done
     SECONDS=0
-    for span in "" --span-values; do
+    rounds=(""); [[ ${SPANS:-plain span} == *span* ]] && rounds+=(--span-values)
+    for span in "${rounds[@]}"; do
       for name in "${names[@]}"; do
         path=$RUNS/$name/adapter; [ "$name" = shipped ] && path=/tmp/ft-shipped-adapter
         tag=$name${span:+-span}

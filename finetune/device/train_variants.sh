@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # A sweep of ViGGO adapter trainings on the offline GPU host, then each adapter measured the way the service runs
 # it (vLLM, `python -m viggo.evaluate`, with and without `--span-values`). One phase per `run` call, on a machine
-# where `bash bench/gpu_tasks.sh service ...` has already converted the default model (bench/README.md) and the
+# where `bash bench/gpu_tasks.sh convert` (or `service`) has already converted the default model (bench/README.md) and the
 # bundle is installed; the machine must stay warm in between:
 #   bash finetune/device/train_variants.sh train   carry .device-carry/viggo-data ({train,valid}.csv): every variant
 #                                                  below trains at once on the one GPU (host torch/transformers/peft,
@@ -18,7 +18,7 @@ OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1 HF_HUB_OFFLINE=1 TOKENIZERS_PARALLELISM=false
 ROOT=$PWD; DATA=$ROOT/.device-carry/viggo-data; RUNS=/tmp/ft
 M=$HOME/.cache/vllm-extraction/models/SmolLM2-135M-Instruct
-[ -f "$M/model.safetensors" ] || { echo "no converted model at $M (run bench/gpu_tasks.sh service first)"; exit 3; }
+[ -f "$M/model.safetensors" ] || { echo "no converted model at $M (run bench/gpu_tasks.sh convert first)"; exit 3; }
 
 # name: extra `python -m finetune` flags; "r32" trains from a copy of the config with rank 32 / alpha 64.
 declare -A FLAGS=(

@@ -139,6 +139,26 @@ def test_task_baseline_sends_the_services_own_engine_requests(server, tokenizer)
         assert mr == client.post("/viggo", json={"sentence": sentence}).json()["mr"]
 
 
+def test_task_baseline_reports_the_median_repetition_and_the_ranges(tmp_path: Path) -> None:
+    def reps(*rates: float) -> list[dict[str, float]]:
+        return [{"concurrency": 64, "request_throughput": r, "p50_latency_ms": 1000 / r, "p99_latency_ms": 1.0}
+                for r in rates]  # fmt: skip
+
+    service, raw = task_baseline.median_row(reps(60, 40, 50)), task_baseline.median_row(reps(50, 50, 100))
+    assert service["request_throughput"] == 50 and service["p50_latency_ms"] == 20  # the median run, whole
+    assert [r["request_throughput"] for r in service["repetitions"]] == [60, 40, 50]  # in the order they ran
+    for target, row in (("service", service), ("raw", raw)):
+        (tmp_path / f"{target}.json").write_text(json.dumps({"target": target, "results": {"viggo": [row]}}))
+    table = task_baseline.report([tmp_path / "service.json", tmp_path / "raw.json"])
+    # medians 50 / 50; the k-th runs' ratios 60/50, 40/50, 50/100
+    assert "| /viggo | 64 | 50.0 [40.0-60.0] | 50.0 [50.0-100.0] | **1.00** [0.50-1.20] |" in table
+    (single,) = reps(70)
+    for target in ("service", "raw"):
+        (tmp_path / f"{target}.json").write_text(json.dumps({"target": target, "results": {"viggo": [single]}}))
+    # one run (no "repetitions"): no ranges
+    assert "| 70.0 | 70.0 | **1.00** |" in task_baseline.report([tmp_path / "service.json", tmp_path / "raw.json"])
+
+
 @pytest.mark.engine
 def test_task_baseline_times_the_job_api(server) -> None:
     """`jobs` submits an NER and a ViGGO job through BentoML's task API and reports their manifests' records/s."""

@@ -20,13 +20,16 @@ ROOT=$PWD; DATA=$ROOT/.device-carry/viggo-data; RUNS=/tmp/ft
 M=$HOME/.cache/vllm-extraction/models/SmolLM2-135M-Instruct
 [ -f "$M/model.safetensors" ] || { echo "no converted model at $M (run bench/gpu_tasks.sh convert first)"; exit 3; }
 
-# name: extra `python -m finetune` flags; "r32" trains from a copy of the config with rank 32 / alpha 64.
+# name: extra `python -m finetune` flags; a last word "rN" trains from a copy of the config with rank N / alpha 2N.
 declare -A FLAGS=(
   [e4]="--epochs 4"
   [e3]="--epochs 3"
   [e6b32]="--epochs 6 --batch-size 32"
   [e4b32lr15]="--epochs 4 --batch-size 32 --learning-rate 1.5e-3"
   [e4b32r32]="--epochs 4 --batch-size 32 r32"
+  [e4b32lr15r32]="--epochs 4 --batch-size 32 --learning-rate 1.5e-3 r32"
+  [e6b32r32]="--epochs 6 --batch-size 32 r32"
+  [e4b32r64]="--epochs 4 --batch-size 32 r64"
 )  # all five at once took 79 GiB on an H100 (logits of a 49k vocabulary in fp32): e4 and e4b32r32 ran out of memory
 
 case $PHASE in
@@ -34,12 +37,15 @@ case $PHASE in
     python3 -m pip install -q --no-index --no-deps --target /tmp/ft-site /tmp/gb-bench/wheels/{pydantic,pydantic_core,annotated_types,typing_inspection}-*.whl || exit 4
     export PYTHONPATH=/tmp/ft-site
     nvidia-smi -L; python3 -c "import torch,transformers,peft;print(torch.__version__,transformers.__version__,peft.__version__)"
-    sed -e 's/^  r: 16 .*/  r: 32/' -e 's/^  alpha: 32/  alpha: 64/' finetune/configs/viggo-smollm2.yaml >/tmp/viggo-r32.yaml
-    grep -E "^  (r|alpha):" /tmp/viggo-r32.yaml
     SECONDS=0
     for name in ${VARIANTS:-${!FLAGS[@]}}; do
       flags=${FLAGS[$name]}; config=finetune/configs/viggo-smollm2.yaml
-      [[ $flags == *r32* ]] && { config=/tmp/viggo-r32.yaml; flags=${flags/r32/}; }
+      if [[ $flags =~ \ r([0-9]+)$ ]]; then
+        rank=${BASH_REMATCH[1]}; config=/tmp/viggo-r$rank.yaml; flags=${flags% r*}
+        sed -e "s/^  r: [0-9]* .*/  r: $rank/" -e "s/^  alpha: [0-9]*/  alpha: $((2 * rank))/" \
+          finetune/configs/viggo-smollm2.yaml >"$config"
+        echo "$name: $(grep -E "^  (r|alpha):" "$config" | tr -s ' \n' ' ')"
+      fi
       # shellcheck disable=SC2086
       timeout 560 python3 -m finetune --config "$config" --base-model "$M" --base-model-name \
         HuggingFaceTB/SmolLM2-135M-Instruct --data "$DATA" --output-dir "$RUNS/$name" $flags >"$OUT/train-$name.log" 2>&1 &

@@ -26,7 +26,9 @@ M=$HOME/.cache/vllm-extraction/models/SmolLM2-135M-Instruct
 if [ ! -f "$M/model.safetensors" ]; then
   cat /tmp/gguf/part00 "$C/g2/part01" > /tmp/gguf/model.gguf || exit 3
   # The conversion sees only gguf besides the host's packages (the bundle's vLLM dependencies break transformers').
-  python3 -m pip install -q --no-index --no-deps --target /tmp/gguf-site /tmp/gb-bench/wheels/gguf-*.whl
+  # gguf's wheel: the bundle's when it was built with `--extra gguf==0.19.0`, else carried beside part01.
+  python3 -m pip install -q --no-index --no-deps --target /tmp/gguf-site \
+    "$(ls /tmp/gb-bench/wheels/gguf-*.whl "$C"/g2/gguf-*.whl 2>/dev/null | head -1)"
   PYTHONPATH=/tmp/gguf-site python3 finetune/device/convert_gguf.py /tmp/gguf/model.gguf "$M" /tmp/gguf/smol-extra 2>&1 | tail -2
   sha256sum "$M/model.safetensors" | cut -c1-16
 fi

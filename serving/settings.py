@@ -81,7 +81,7 @@ class ServiceSettings(BaseSettings):
     # --- LoRA --------------------------------------------------------------------------------
     enable_lora: bool = True
     max_loras: Annotated[int, Ge(1)] = 4
-    max_lora_rank: Annotated[int, Ge(1), Le(512)] = 16
+    max_lora_rank: Annotated[int, Ge(1), Le(512)] = 32
     adapters: Annotated[dict[str, str], NoDecode] = Field(
         default_factory=dict, description="Adapters registered at start: name -> local dir, s3:// URI or Hub repo id."
     )

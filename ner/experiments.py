@@ -219,6 +219,9 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     "no_common_nouns": lambda gen: extractor_variant(gen, rules=LabelRules(common_nouns=False)),
     # ... and without the rule that an "X of Y" run led by such a noun ("Shares of Nestlé") is none.
     "no_common_noun_runs": lambda gen: extractor_variant(gen, rules=LabelRules(common_noun_runs=False)),
+    # ... and without the list of people known by one name, and the rule that a lone surname follows its full name.
+    "no_known_persons": lambda gen: extractor_variant(gen, rules=LabelRules(known_persons=False)),
+    "no_surname_persons": lambda gen: extractor_variant(gen, rules=LabelRules(surname_persons=False)),
 }
 
 

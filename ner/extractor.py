@@ -97,7 +97,7 @@ class EntityExtractor:
         endings = name_endings(candidates)
         labelled = await asyncio.gather(*(self._label_part(text, part, endings, adapter) for part in self.parts(text)))
         parts = [part for group in labelled for part in group]
-        decided = merge(part.labels for part in parts)
+        decided = merge((part.labels for part in parts), surname_persons=self.rules.surname_persons)
         dates: list[tuple[EntityType, str]] = [("date", date) for date in unique_texts(candidates, "date")]
         scores = {normal(d.surface): d.score for d in decided} | {normal(date): 1.0 for _, date in dates}
         grounded = ground(text, [(d.type, d.surface) for d in decided] + dates, scores)

@@ -12,6 +12,9 @@ Rules (deterministic, applied in this order):
    too); ties go to the label that came first. Grounding then reports every occurrence of the string in
    the whole document with that type, and a longer entity claims its text before a shorter one inside
    it ("Paris Saint-Germain" before "Paris").
+4. A single word that is the last word of a name decided a person in the same document is that person too
+   ("Mensah" after "Kwame Mensah", "Huang" after "Jensen Huang of Nvidia"), whatever it was labelled alone:
+   the 135M model called such surnames organizations or places (`surname_persons`).
 """
 
 from __future__ import annotations
@@ -67,8 +70,8 @@ def resolve(candidates: Sequence[Candidate], labels: Mapping[str, Labelled]) -> 
     return decided
 
 
-def merge(parts: Iterable[Mapping[str, Labelled]]) -> list[Decided]:
-    """Rule 3: one label per string across parts, entities in order of first appearance."""
+def merge(parts: Iterable[Mapping[str, Labelled]], surname_persons: bool = True) -> list[Decided]:
+    """Rules 3 and 4: one label per string across parts, entities in order of first appearance."""
     votes: dict[str, dict[Label, list[float | None]]] = {}
     surfaces: dict[str, str] = {}
     for part in parts:
@@ -76,11 +79,15 @@ def merge(parts: Iterable[Mapping[str, Labelled]]) -> list[Decided]:
             key = normal(surface)
             surfaces.setdefault(key, surface)
             votes.setdefault(key, {}).setdefault(labelled.label, []).append(labelled.score)
-    decided: list[Decided] = []
+    chosen: dict[str, tuple[Label, float | None]] = {}
     for key, by_label in votes.items():
         # max() keeps the first of equal weights, and dicts keep the order labels were first seen.
         label, scores = max(by_label.items(), key=lambda item: sum(1.0 if s is None else s for s in item[1]))
-        if label != "none":
-            known = [s for s in scores if s is not None]
-            decided.append(Decided(label, surfaces[key], sum(known) / len(known) if known else None))
-    return decided
+        known = [s for s in scores if s is not None]
+        chosen[key] = (label, sum(known) / len(known) if known else None)
+    if surname_persons:
+        persons = {key.split()[-1]: chosen[key][1] for key in chosen if chosen[key][0] == "person" and " " in key}
+        for key in chosen:
+            if key in persons:
+                chosen[key] = ("person", persons[key])
+    return [Decided(label, surfaces[key], score) for key, (label, score) in chosen.items() if label != "none"]

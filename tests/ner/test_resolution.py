@@ -9,7 +9,7 @@ import pytest
 from ner.candidates import LabelRules, alternatives, context_labels, head_labels, propose
 from ner.decoding import Label, answer_json, labelling_params
 from ner.extractor import EntityExtractor
-from ner.gazetteer import is_known_organization, is_known_place, starts_with_given_name
+from ner.gazetteer import is_known_organization, is_known_person, is_known_place, starts_with_given_name
 from ner.resolution import Labelled, labelling_names, merge, resolve
 from tests.fakes import Completion, ScriptedGenerator
 
@@ -57,6 +57,20 @@ def test_merge_votes_by_summed_probability_and_keeps_first_appearance_order() ->
     assert decided[0].score == pytest.approx(0.55)  # the mean probability of the winning label
     tie = merge([{"Rio": Labelled("location", 0.5)}, {"Rio": Labelled("none", 0.5)}])
     assert [(d.type, d.surface) for d in tie] == [("location", "Rio")]  # a tie goes to the first label seen
+
+
+def test_a_lone_surname_is_the_person_its_full_name_was_decided() -> None:
+    parts = [
+        {"Kwame Mensah": Labelled("person", 0.9), "Mensah": Labelled("organization", 0.7)},
+        {"MENSAH": Labelled("location", 0.6), "Huang": Labelled("location", 0.8), "Meloni": Labelled("none", 0.9)},
+        {"Jensen Huang of Nvidia": Labelled("none", 0.5), "Mensah Group": Labelled("organization", 0.9)},
+    ]
+    decided = {d.surface: (d.type, d.score) for d in merge(parts)}
+    assert decided["Mensah"] == ("person", 0.9)  # the full name's type and score, in every part
+    assert decided["Huang"] == ("location", 0.8)  # no person "... Huang" was decided: the run was none
+    assert "Meloni" not in decided and decided["Mensah Group"] == ("organization", 0.9)  # only lone words follow
+    off = {d.surface: d.type for d in merge(parts, surname_persons=False)}
+    assert off["Mensah"] == "organization"
 
 
 def test_the_extractor_reports_both_sides_with_their_spans() -> None:
@@ -215,6 +229,15 @@ def test_known_companies_outlets_and_bodies_are_organizations() -> None:
     off = context_labels(text, propose(text), LabelRules(known_organizations=False))
     assert off["Netflix"] == off["BBC"] == ("organization", "location", "none")  # the lone-word rule only
     assert off["Al  Jazeera"] == ("person", "organization")  # the subject of "reported"
+
+
+def test_people_known_by_one_name_are_persons() -> None:
+    text = "Pelé scored twice. Fans cheered Beyoncé in Cardiff, and Prince Harry waved."
+    allowed = context_labels(text, propose(text))
+    assert allowed["Pelé"] == allowed["Beyoncé"] == ("person",)
+    assert is_known_person("ADELE") and not is_known_person("Prince") and not is_known_person("Marta")
+    off = context_labels(text, propose(text), LabelRules(known_persons=False))
+    assert off["Pelé"] == off["Beyoncé"] == ("organization", "location", "none")  # the lone-word rule only
 
 
 def test_a_common_noun_that_starts_a_sentence_is_no_entity() -> None:

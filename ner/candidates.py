@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Literal
 
 from ner.decoding import Label
-from ner.gazetteer import is_known_organization, is_known_person, is_known_place, starts_with_given_name
+from ner.gazetteer import (
+    is_demonym,
+    is_known_organization,
+    is_known_person,
+    is_known_place,
+    starts_with_given_name,
+)
 
 _MONTH_NAMES = "January|February|March|April|May|June|July|August|September|October|November|December"
 _MONTH = rf"(?:{_MONTH_NAMES}|(?:Jan|Feb|Mar|Apr|Jun|Jul|Aug|Sept?|Oct|Nov|Dec)\.?)"
@@ -24,6 +30,7 @@ _CALENDAR = (
     rf"{_DAY}(?:\s+of)?\s+{_MONTH}(?:,?\s+{_YEAR})?"  # 4 March 2019, 4th of March
     rf"|{_MONTH}\s+{_DAY}(?:,?\s+{_YEAR})?(?!\d)"  # March 11, 2020
     rf"|{_MONTH},?\s+{_YEAR}"  # June 2023
+    rf"|(?:[Ss]pring|[Ss]ummer|[Aa]utumn|[Ww]inter)\s+{_YEAR}"  # spring 2027 ("fall" is a verb as often)
     rf"|{_YEAR}-[01]\d-[0-3]\d"  # 2020-03-11
     rf"|[0-3]?\d/[01]?\d/(?:\d\d)?\d\d"  # 11/03/2020
 )
@@ -243,7 +250,9 @@ def _names(text: str, taken: list[tuple[int, int]]) -> list[Candidate]:
         if run and not _joins(text, run[-1], token):
             runs.append(run)
             run = []
-        if _is_capitalised(word) or (run and word.casefold() in CONNECTORS):
+        # "C$185", "HK$" and "R$" are amounts, not names; nor is the "X" of "777X", glued to a number.
+        not_a_word = text.startswith("$", token.end()) or (token.start() > 0 and text[token.start() - 1].isdigit())
+        if not not_a_word and (_is_capitalised(word) or (run and word.casefold() in CONNECTORS)):
             run.append(token)
         elif run:
             runs.append(run)
@@ -327,6 +336,19 @@ _SPEAKS = re.compile(
     r"stated|claimed|insisted)\b"
 )
 _AGENTS: tuple[Label, ...] = ("person", "organization")
+# A name of two or three words followed by an appositive naming a person's role ("Wojciech Zieliński, a striker
+# for ...", "Emre Çağlar, a shopkeeper in ...") or by "(born" is a person (`LabelRules.appositive_persons`); the
+# model called such names nothing. Only roles a company or place never has: "Kongsberg, a defence group" stays free.
+_ROLES = (
+    r"judge|striker|midfielder|defender|goalkeeper|winger|forward|coach|player|shopkeeper|trader|farmer|teacher|"
+    r"lawyer|doctor|nurse|surgeon|spokesman|spokeswoman|spokesperson|minister|senator|lawmaker|politician|"
+    r"economist|analyst|professor|researcher|scientist|student|singer|rapper|actor|actress|writer|author|novelist|"
+    r"poet|journalist|reporter|engineer|pilot|driver|activist|director|chef|artist|painter|architect|diplomat|"
+    r"prosecutor|detective|officer|soldier|veteran|mother|father|grandmother|grandfather|widow|resident|"
+    r"fisherman|miner|worker|entrepreneur|billionaire|investor|banker|climber|runner|cyclist|swimmer|boxer|"
+    r"mayor|governor|president|chairman|chairwoman|founder|executive"
+)
+_APPOSITIVE = re.compile(rf"\s*(?:,\s+(?:a|an|the)\s+(?:[\w'-]+\s+){{0,3}}?(?:{_ROLES})s?\b|\(born\b)", re.IGNORECASE)
 
 
 def _words(*lines: str) -> frozenset[str]:
@@ -347,7 +369,7 @@ _COMMON_NOUNS = _words(
     "markets exports imports wages rents wildfires floods storms rains temperatures unemployment inflation "
     # public services, transport, conflict and weather, and the adjectives that open weather news ("Heavy rain")
     "police schools hospitals flights trains buses fighting violence clashes drought droughts snow rain heat "
-    "heavy severe torrential"
+    "heavy severe torrential bushfires fishermen"
 )
 
 
@@ -381,7 +403,8 @@ _ORGANIZATION_LEADS = frozenset(["university"])
 # Events and awards are none of the four types, and neither are machines, laws and treaties ("Analytical
 # Engine", "Hubble Space Telescope", "Clean Air Act", "Paris Agreement"), which the model called organizations.
 _EVENT_HEADS = _words(
-    "prize prizes award awards cup olympics games championship championships marathon war wars summit festival"
+    "prize prizes award awards cup olympics games championship championships marathon war wars summit festival "
+    "airshow expo biennale fringe"
 )
 _WORK_HEADS = _words("engine telescope satellite rover spacecraft act treaty agreement accord protocol")
 _EVENT_LEADS = frozenset(["hurricane", "typhoon", "cyclone", "storm", "operation"])
@@ -402,6 +425,9 @@ def head_labels(name: str, works: bool = True) -> tuple[Label, ...] | None:
     if head in _LOCATION_HEADS or lead in _LOCATION_LEADS:
         return ("location", "none")
     if head in _PLACE_OR_ORGANIZATION_HEADS:
+        # "Bank of England", "Reserve Bank of Australia": a bank named after its place ("West Bank" is a place).
+        if head == "bank" and "of" in words[1:]:
+            return ("organization", "none")
         return ("organization", "location", "none")
     return None
 
@@ -425,6 +451,10 @@ class LabelRules:
     single word ("Shares of Nestlé", "Residents of Rue de Rivoli"), nor that side; its right side is labelled alone.
     `given_names`: two or three words that start with a common given name (`ner.gazetteer`) and have no head
     word that says otherwise are a person ("Satya Nadella", also as the side of "Satya Nadella of Microsoft").
+    `location_heads_decide`: a name with a place's head word ("... Street", "Lake ...") is a location, with no
+    "none" left to the model, which called "Syntagma Square" nothing. `demonyms`: a nationality's adjective alone
+    ("Chinese", "Dutch") is no entity. `appositive_persons`: a name of two or three words followed by an
+    appositive naming a person's role (", a judge at ...") or "(born" is a person.
     `known_persons`: a person known by one name (`ner.gazetteer`: "Pelé", "Adele") is a person, whatever the
     lone-word rule says. `surname_persons` acts after the model (`ner.resolution.merge`): a single word that ends
     a name decided a person in the same document is that person.
@@ -442,6 +472,9 @@ class LabelRules:
     common_nouns: bool = True
     common_noun_runs: bool = True
     known_persons: bool = True
+    location_heads_decide: bool = True
+    demonyms: bool = True
+    appositive_persons: bool = True
     surname_persons: bool = True
 
 
@@ -482,11 +515,20 @@ def context_labels(
                 by_head[name.text] = ("organization",)
             elif rules.known_persons and is_known_person(name.text):
                 by_head[name.text] = ("person",)
+            elif rules.demonyms and is_demonym(name.text):
+                by_head[name.text] = ("none",)
             elif rules.head_words and (labels_of_head := head_labels(name.text, rules.work_heads)) is not None:
                 if rules.organization_heads_decide and labels_of_head == ("organization", "none"):
                     labels_of_head = ("organization",)
+                if rules.location_heads_decide and labels_of_head == ("location", "none"):
+                    labels_of_head = ("location",)
                 by_head[name.text] = labels_of_head
-            elif rules.given_names and starts_with_given_name(name.text):
+            elif (rules.given_names and starts_with_given_name(name.text)) or (
+                rules.appositive_persons
+                and name is candidate
+                and 2 <= len(name.text.split()) <= 3
+                and _APPOSITIVE.match(text, name.end)
+            ):
                 by_head[name.text] = ("person",)
         if rules.common_noun_runs and sides and sides[0].text.casefold() in _COMMON_NOUNS:
             by_head[candidate.text] = by_head[sides[0].text] = ("none",)

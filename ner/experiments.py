@@ -222,6 +222,10 @@ VARIANTS: dict[str, Callable[[Generator], Predict]] = {
     # ... and without the list of people known by one name, and the rule that a lone surname follows its full name.
     "no_known_persons": lambda gen: extractor_variant(gen, rules=LabelRules(known_persons=False)),
     "no_surname_persons": lambda gen: extractor_variant(gen, rules=LabelRules(surname_persons=False)),
+    # ... and without the rules read from held-out 4's mistakes (place heads, nationality adjectives, appositives).
+    "no_location_heads_decide": lambda gen: extractor_variant(gen, rules=LabelRules(location_heads_decide=False)),
+    "no_demonyms": lambda gen: extractor_variant(gen, rules=LabelRules(demonyms=False)),
+    "no_appositive_persons": lambda gen: extractor_variant(gen, rules=LabelRules(appositive_persons=False)),
 }
 
 

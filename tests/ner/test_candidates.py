@@ -35,6 +35,7 @@ from ner.resolution import labelling_names
         ("Please send the invoice by the end of the week.", [], []),
         ("In 2023, 8,000 people paid $2024 for an A350 seat.", [], ["2023"]),
         ("We may meet in May 2021 or in June.", [], ["May 2021", "June"]),
+        ("Hydro-Québec will spend C$185 billion on 777X jets by spring 2027.", ["Hydro-Québec"], ["spring 2027"]),
     ],
 )
 def test_candidates(text: str, names: list[str], dates: list[str]) -> None:

@@ -112,7 +112,7 @@ def test_context_narrows_the_labels_a_name_may_take() -> None:
         ("Times of India", ("organization", "none")),  # the head stands before "of"
         ("International Monetary Fund", ("organization", "none")),
         ("University College London", ("organization", "none")),  # a leading designator
-        ("Bank of England", ("organization", "location", "none")),
+        ("Bank of England", ("organization", "none")),  # a bank named after its place
         ("West Bank", ("organization", "location", "none")),
         ("Hudson River", ("location", "none")),
         ("Mount Kenya", ("location", "none")),
@@ -238,6 +238,37 @@ def test_people_known_by_one_name_are_persons() -> None:
     assert is_known_person("ADELE") and not is_known_person("Prince") and not is_known_person("Marta")
     off = context_labels(text, propose(text), LabelRules(known_persons=False))
     assert off["Pelé"] == off["Beyoncé"] == ("organization", "location", "none")  # the lone-word rule only
+
+
+def test_place_heads_decide_and_a_bank_of_a_place_is_an_organization() -> None:
+    text = "Protesters filled Syntagma Square near Lake Titicaca. The Reserve Bank of Australia and the West Bank."
+    allowed = context_labels(text, propose(text))
+    assert allowed["Syntagma Square"] == allowed["Lake Titicaca"] == ("location",)
+    assert allowed["Reserve Bank of Australia"] == ("organization",)  # organization heads decide too
+    assert allowed["West Bank"] == ("organization", "location", "none")
+    off = context_labels(text, propose(text), LabelRules(location_heads_decide=False))
+    assert off["Syntagma Square"] == ("location", "none")
+
+
+def test_nationality_adjectives_are_no_entity_but_names_that_start_with_one_are_left_alone() -> None:
+    text = "Leeds signed the Ghanaian winger, and Turkish Airlines flew Dutch fans to Chinese cities."
+    allowed = context_labels(text, propose(text))
+    assert allowed["Ghanaian"] == allowed["Dutch"] == allowed["Chinese"] == ("none",)
+    assert "Turkish Airlines" not in allowed or allowed["Turkish Airlines"] != ("none",)
+    assert "Ghanaian" not in context_labels(text, propose(text), LabelRules(demonyms=False, lone_word_persons=False))
+
+
+def test_a_name_with_a_persons_appositive_is_a_person() -> None:
+    text = (
+        "Wojciech Zieliński, a 23-year-old striker for Legia, scored. Ama Boateng (born in Kumasi) spoke. "
+        "Kongsberg Gruppen, a defence group, bid. Olena Kovalenko, the mayor, left."
+    )
+    allowed = context_labels(text, propose(text))
+    assert allowed["Wojciech Zieliński"] == allowed["Ama Boateng"] == ("person",)
+    assert "Kongsberg Gruppen" not in allowed  # a group is no person's role: left to the model
+    assert allowed["Olena Kovalenko"] == ("person",)  # "the mayor": an office is a role too
+    off = context_labels(text, propose(text), LabelRules(appositive_persons=False))
+    assert "Wojciech Zieliński" not in off
 
 
 def test_a_common_noun_that_starts_a_sentence_is_no_entity() -> None:

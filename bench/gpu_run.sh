@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # One device `run` call's work on the offline GPU host (bench/README.md gives the sequence of calls):
-#   bash bench/gpu_run.sh install K            unpack bundle piece K of 3 (the third also installs)
+#   bash bench/gpu_run.sh install K            unpack bundle piece K (the last one to arrive also installs)
 #   bash bench/gpu_run.sh raw|service [ARGS]   streaming bench of that system (ARGS go to `python -m bench`)
 # Environment: OUT (results come back from there), LABEL (results key of the service, default "service"),
 # LIMIT (seconds the bench may run, default 540).
@@ -12,7 +12,7 @@ set -uo pipefail
 PHASE=$1; shift
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
-if [ "$PHASE" = install ]; then exec python3 .gpu-bundle/ib.py 3 ".gpu-bundle/piece$1.tar"; fi
+if [ "$PHASE" = install ]; then exec python3 .gpu-bundle/ib.py ".gpu-bundle/piece$1.tar"; fi
 [ -d /tmp/site-bench/vllm ] || { echo "bundle not installed (machine went cold?)"; exit 3; }
 export PYTHONPATH=/tmp/site-bench VLLM_USE_FLASHINFER_SAMPLER=0
 C=$PWD/.device-carry

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Task endpoints with real weights on the offline GPU host: the default model (SmolLM2-135M-Instruct; its GGUF
-# carried in two calls, .device-carry/g1/part00 then .device-carry/g2/part01, de-quantized there by
+# carried in parts, .device-carry/g1/part00, g2/part01, g3/part02, one per call, de-quantized there by
 # finetune/device/convert_gguf.py into the default-model cache) with the shipped ViGGO adapter. One phase per
 # `run` call, back to back (the machine must stay warm in between; bench/README.md gives the calls):
-#   bash bench/gpu_tasks.sh stage          keep part00 and the model's config/tokenizer files (smol-extra) in /tmp/gguf
+#   bash bench/gpu_tasks.sh stage          keep the carried GGUF parts (and gguf's wheel) and the model's
+#                                          config/tokenizer files (smol-extra) in /tmp/gguf; once per part
 #   bash bench/gpu_tasks.sh service C,..   convert the model, start the service: /extract_entities and /viggo at each
 #                                          concurrency (`bench.task_baseline service`), the job API over 2,048 records
 #                                          each (`... jobs`), free vs JSON-schema chat completions (`bench --url`)
@@ -11,7 +12,7 @@
 #                                          engine requests (`... raw`) and chat loads; then ViGGO via `LLM.generate`
 #                                          (py-spy, when .device-carry/pyspy is carried, samples the serving process)
 #   bash bench/gpu_tasks.sh starts N       N more starts of each, alternating: process start to ready
-#   bash bench/gpu_tasks.sh convert        only the model's conversion (carry .device-carry/g2; for other scripts)
+#   bash bench/gpu_tasks.sh convert        only the model's conversion (carry the last part; for other scripts)
 # Environment: OUT (what comes back); REPEATS (runs of each task level, default 3; the median is reported); PARTS
 # (what the service/raw phase runs besides the task levels, default "jobs chat offline": the job API, the chat
 # loads, offline LLM.generate). Every start's seconds to ready: /tmp/starts.txt (all calls), copied to $OUT.
@@ -19,16 +20,19 @@ set -uo pipefail
 PHASE=$1; ARG=${2:-}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 ROOT=$PWD; C=$ROOT/.device-carry
-if [ "$PHASE" = stage ]; then mkdir -p /tmp/gguf && cp -r "$C/g1/part00" "$C/smol-extra" /tmp/gguf/ && ls -la /tmp/gguf; exit; fi
+stage() {  # every carried GGUF part, gguf's wheel and the model's small files, kept for the conversion
+  mkdir -p /tmp/gguf && for f in "$C"/g*/part* "$C"/g*/gguf-*.whl "$C/smol-extra"; do [ -e "$f" ] && cp -r "$f" /tmp/gguf/; done
+}
+if [ "$PHASE" = stage ]; then stage && ls -la /tmp/gguf; exit; fi
 [ -d /tmp/site-bench/vllm ] || { echo "bundle not installed (machine went cold?)"; exit 3; }
 export PYTHONPATH=/tmp/site-bench VLLM_USE_FLASHINFER_SAMPLER=0 PYTHONUNBUFFERED=1
 M=$HOME/.cache/vllm-extraction/models/SmolLM2-135M-Instruct
 if [ ! -f "$M/model.safetensors" ]; then
-  cat /tmp/gguf/part00 "$C/g2/part01" > /tmp/gguf/model.gguf || exit 3
+  stage; cat /tmp/gguf/part[0-9][0-9] > /tmp/gguf/model.gguf || exit 3
   # The conversion sees only gguf besides the host's packages (the bundle's vLLM dependencies break transformers').
-  # gguf's wheel: the bundle's when it was built with `--extra gguf==0.19.0`, else carried beside part01.
+  # gguf's wheel: the bundle's when it was built with `--extra gguf==0.19.0`, else carried beside a part.
   python3 -m pip install -q --no-index --no-deps --target /tmp/gguf-site \
-    "$(ls /tmp/gb-bench/wheels/gguf-*.whl "$C"/g2/gguf-*.whl 2>/dev/null | head -1)"
+    "$(ls /tmp/gb-bench/wheels/gguf-*.whl /tmp/gguf/gguf-*.whl 2>/dev/null | head -1)"
   PYTHONPATH=/tmp/gguf-site python3 finetune/device/convert_gguf.py /tmp/gguf/model.gguf "$M" /tmp/gguf/smol-extra 2>&1 | tail -2
   sha256sum "$M/model.safetensors" | cut -c1-16
 fi

@@ -6,12 +6,15 @@ Starts no engine of its own: `python -m bench --url ...` drives the session's `s
 from __future__ import annotations
 
 import json
+import os
+import sys
+import tarfile
 import uuid
 from pathlib import Path
 
 import pytest
 
-from bench import load, report, task_baseline
+from bench import gpu_bundle, load, report, task_baseline
 from bench.cli import main
 
 
@@ -178,3 +181,32 @@ def test_task_baseline_times_the_job_api(server) -> None:
     assert manifests["viggo_job"]["counts"]["succeeded"] == 1
     for manifest in manifests.values():
         assert manifest["status"] == "completed" and manifest["records_per_s"] > 0
+
+
+def test_gpu_bundle_pieces_fit_and_give_back_every_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A file larger than a piece travels in chunks; the installer's join gives back every file byte for byte."""
+    source, bundle, stage = tmp_path / "src", tmp_path / "bundle", tmp_path / "stage"
+    files = {"vllm-so/big.so.xz": os.urandom(2_500), "wheels/a.whl": os.urandom(700), "wheels/b.whl": b"b" * 300}
+    for name, data in files.items():
+        (source / name).parent.mkdir(parents=True, exist_ok=True)
+        (source / name).write_bytes(data)
+    bundle.mkdir()
+    with tarfile.open(bundle / "part1.tar", "w") as tar:
+        tar.add(source, arcname=".")
+    monkeypatch.setattr(sys, "argv", ["gpu_bundle", str(bundle), "--max-mb", "0.001"])  # pieces of 1,000 bytes
+    gpu_bundle.main()
+    pieces = sorted(bundle.glob("piece*.tar"))
+    assert len(pieces) == 4  # 2,500 bytes in three chunks, 700 + 300 in one piece
+    for piece in pieces:
+        with tarfile.open(piece) as tar:
+            assert sum(member.size for member in tar.getmembers()) <= 1_000
+            tar.extractall(stage, filter="data")
+    assert (stage / "vllm-so" / "big.so.xz.chunk02").is_file()
+    namespace: dict[str, object] = {}
+    exec(gpu_bundle.JOIN, namespace)  # the installer's own join, as ib.py runs it
+    namespace["join_chunks"](stage)  # type: ignore[operator]
+    got = {str(p.relative_to(stage)): p.read_bytes() for p in stage.rglob("*") if p.is_file()}
+    assert got == files
+    installer = (bundle / "ib.py").read_text()
+    assert "WANT = 4" in installer and "def join_chunks" in installer
+    compile(installer, "ib.py", "exec")

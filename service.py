@@ -281,5 +281,6 @@ llm_service.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_
 llm_service.add_asgi_middleware(RequestLimitsMiddleware, limits=RequestLimits.from_settings(settings))
 llm_service.add_asgi_middleware(JsonEndpointsMiddleware, routes=endpoint_routes(llm_service.apis.values()))
 llm_service.add_asgi_middleware(OpenAPIMiddleware, service=LLMService)
-# Innermost, so that it watches the connection only once the body has reached the endpoint.
-llm_service.add_asgi_middleware(DisconnectMiddleware)
+# Innermost, so that it watches the connection only once the body has reached the endpoint; not for vLLM's app,
+# whose handlers abort on a disconnect themselves.
+llm_service.add_asgi_middleware(DisconnectMiddleware, skip_prefixes=("/v1/",))

@@ -1,7 +1,8 @@
 """Disconnect means abort on the plain (non-streaming) endpoints: a caller that goes away leaves no engine work.
 
 `/generate`'s stream is covered in test_generate.py; here NER (single and batch) and ViGGO, whose handlers
-would otherwise run every engine request to its end for nobody.
+would otherwise run every engine request to its end for nobody, and vLLM's /v1, which aborts by itself (the
+service's disconnect watch skips it).
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ def test_abandoned_request_leaves_no_engine_work(
     server: ServiceUnderTest, path: str, body: dict[str, Any], gives_up_after: float
 ) -> None:
     closed_before = answered(server, path, 499)
+    leave_during_engine_work(server, path, body, gives_up_after)
+    assert_engine_goes_idle(server, path)
+    # 499 is counted only where the handler was cancelled: the request was abandoned, not answered.
+    assert answered(server, path, 499) == closed_before + 1, f"{path} was answered before the caller left"
+
+
+def leave_during_engine_work(server: ServiceUnderTest, path: str, body: dict[str, Any], gives_up_after: float) -> None:
+    """POST `body` on a raw socket, wait until the engine works on it, then close the connection (the disconnect)."""
     url = urlsplit(server.url)
     payload = json.dumps(body).encode()
     head = (
@@ -69,9 +78,11 @@ def test_abandoned_request_leaves_no_engine_work(
             assert time.monotonic() < deadline, f"{path} never reached the engine"
             time.sleep(0.1)
         time.sleep(gives_up_after)  # the caller gives up, as the one in the bug report did
-    # Closing the socket is the disconnect. The engine takes the aborts between steps, and a step with a batch of
-    # long prompts (or a grammar compiling) takes seconds on 2 busy cores: a generous deadline, still far below
-    # the minutes of work abandoned.
+
+
+def assert_engine_goes_idle(server: ServiceUnderTest, path: str) -> None:
+    # The engine takes the aborts between steps, and a step with a batch of long prompts (or a grammar compiling)
+    # takes seconds on 2 busy cores: a generous deadline, still far below the minutes of work abandoned.
     deadline = time.monotonic() + 60
     while True:
         # vLLM refreshes its gauges only at an engine step: once the aborts leave it idle they keep their last
@@ -81,5 +92,10 @@ def test_abandoned_request_leaves_no_engine_work(
             break
         assert time.monotonic() < deadline, f"the engine kept working on the abandoned {path}"
         time.sleep(0.5)
-    # 499 is counted only where the handler was cancelled: the request was abandoned, not answered.
-    assert answered(server, path, 499) == closed_before + 1, f"{path} was answered before the caller left"
+
+
+def test_an_abandoned_v1_completion_leaves_no_engine_work(server: ServiceUnderTest) -> None:
+    """vLLM's handler aborts by itself: 1,500 tokens of greedy output would take minutes here."""
+    body = {"model": "SmolLM2-135M-Instruct", "prompt": LONG_TEXT, "max_tokens": 1500, "ignore_eos": True}
+    leave_during_engine_work(server, "/v1/completions", body, 0.5)
+    assert_engine_goes_idle(server, "/v1/completions")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 CHUNK = ".chunk"
 
-# Also run by tests/test_bench.py (with STAGE set) to check that pieces and chunks give back every file.
+# ib.py's join, also run by tests/test_bench.py (on its own stage folder) to check that pieces give back every file.
 JOIN = f"""
 def join_chunks(stage):
     for first in sorted(stage.rglob("*{CHUNK}00")):

@@ -118,6 +118,8 @@ def test_context_narrows_the_labels_a_name_may_take() -> None:
         ("Mount Kenya", ("location", "none")),
         ("Times Square", ("location", "none")),
         ("Nobel Prize", ("none",)),
+        ("Dubai Airshow", ("none",)),  # trade shows and fringe festivals are events too
+        ("Edinburgh Festival Fringe", ("none",)),
         ("Hurricane Ian", ("none",)),
         ("Michael Bay", None),  # surnames that are also place words are not heads
         ("Park Chan-wook", None),
@@ -274,10 +276,11 @@ def test_a_name_with_a_persons_appositive_is_a_person() -> None:
 def test_a_common_noun_that_starts_a_sentence_is_no_entity() -> None:
     text = (
         'Residents fled. "Thousands marched," said Critics Circle. Shares rose. Witnesses said so. '
-        "Investors met Shares."
+        "Investors met Shares. Heavy rain fell. Police said so."
     )
     allowed = context_labels(text, propose(text))
     assert allowed["Residents"] == allowed["Thousands"] == ("none",)
+    assert allowed["Heavy"] == allowed["Police"] == ("none",)  # weather adjectives and public services too
     assert allowed["Witnesses"] == ("none",)  # the reporting-verb rule keeps only what is allowed
     assert "Critics Circle" not in allowed  # more than one word: a name
     assert "Shares" not in allowed  # also mid-sentence ("met Shares"): the occurrences disagree

@@ -83,7 +83,9 @@ class LLMService:
         self.generator = Generator(self.handle.engine, settings.max_model_len)
         self.store = ResultStore.from_settings(settings)
         self.entity_records = EntityRecords(
-            EntityExtractor(self.generator, max_text_chars=settings.max_text_chars),
+            EntityExtractor(
+                self.generator, max_text_chars=settings.max_text_chars, labelling_adapter=settings.ner_adapter
+            ),
             self.store,
             model_name=self.handle.model.name,
             persist_default=settings.persist_results,

@@ -9,7 +9,10 @@ from pydantic import ValidationError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m finetune", description="Train a LoRA adapter on ViGGO.")
+    parser = argparse.ArgumentParser(
+        prog="python -m finetune",
+        description="Train a LoRA adapter: ViGGO MRs or NER labelling (the config's data.task).",
+    )
     parser.add_argument("--config", required=True, help="YAML config (see finetune/configs/)")
     parser.add_argument("--output-dir", help="override output_dir")
     parser.add_argument("--max-steps", type=int, help="override max_steps (e.g. a few steps in CI)")

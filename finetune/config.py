@@ -24,12 +24,16 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
+    task: Literal["viggo", "ner"] = Field(
+        "viggo", description="viggo: sentence -> MR; ner: the NER labelling prompt -> its labels (finetune.tasks)."
+    )
     source: str = Field(
         DEFAULT_DATA,
-        description="Folder with {split}.csv/.jsonl, a .csv (mr, ref), an alpaca "
-        ".jsonl (instruction/input/output), or the Hub dataset 'GEM/viggo'.",
+        description="viggo: a folder with {split}.csv/.jsonl, a .csv (mr, ref), an alpaca .jsonl "
+        "(instruction/input/output), or the Hub dataset 'GEM/viggo'. ner: a gold .jsonl (as ner/data) or a "
+        "folder of {split}.jsonl files.",
     )
-    train_split: str = "train"
+    train_split: str = Field("train", description="For ner a glob may stand here: 'train-*'.")
     eval_split: str | None = Field("valid", description="None: no evaluation.")
     eval_source: str | None = Field(
         None, description="Where the eval split lives if not in `source` (e.g. a 2nd JSONL)."

@@ -1,9 +1,10 @@
-"""ViGGO examples -> token ids with response-only labels, and the padding collator.
+"""Training pairs -> token ids with response-only labels, and the padding collator.
 
-The prompt is exactly what the service sends at inference: the chat template applied to
-`viggo.prompt.build_messages(sentence)` (system instruction + sentence, no few-shot turns) with the
-generation prompt, tokenised on its own as vLLM does; the target is the MR followed by the token the
-chat template closes an assistant turn with (`<|im_end|>` for SmolLM2), so the adapter learns to stop.
+A pair is the chat messages the service sends at inference and the answer it should get back (`finetune.tasks`
+makes them for ViGGO and for NER labelling). The prompt is the chat template applied to those messages with
+the generation prompt, tokenised on its own as vLLM does; the target is the answer followed by the token the
+chat template closes an assistant turn with (`<|im_end|>` for SmolLM2), so the adapter learns to stop. Parts
+of an answer the data cannot vouch for (`Pair.masked`) stay in the input but carry no loss.
 """
 
 from __future__ import annotations
@@ -19,11 +20,16 @@ IGNORE_INDEX = -100
 _MARKER = "\x00MR\x00"
 
 
-def render_prompt(tokenizer: Any, sentence: str) -> str:
-    """The inference prompt for one sentence, as text."""
-    from viggo.prompt import build_messages
+@dataclass(frozen=True)
+class Pair:
+    messages: list[dict[str, str]]
+    response: str
+    masked: tuple[tuple[int, int], ...] = ()  # character spans of `response` that carry no loss
 
-    return tokenizer.apply_chat_template(build_messages(sentence), tokenize=False, add_generation_prompt=True)
+
+def render_prompt(tokenizer: Any, messages: list[dict[str, str]]) -> str:
+    """The inference prompt for these chat messages, as text."""
+    return str(tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True))
 
 
 def end_of_turn_token(tokenizer: Any) -> str:
@@ -49,12 +55,19 @@ class Encoded:
     labels: list[int]
 
 
-def encode_example(tokenizer: Any, sentence: str, mr: str, eot: str, cutoff_len: int) -> Encoded | None:
-    """Prompt + response ids; labels are -100 on the prompt. None where it exceeds cutoff_len and cannot fit."""
-    prompt_ids = tokenizer(render_prompt(tokenizer, sentence), add_special_tokens=False)["input_ids"]
-    response_ids = tokenizer(mr + eot, add_special_tokens=False)["input_ids"]
+def encode_example(tokenizer: Any, pair: Pair, eot: str, cutoff_len: int) -> Encoded | None:
+    """Prompt + response ids; labels are -100 on the prompt and on masked spans. None where it exceeds
+    cutoff_len and cannot fit."""
+    prompt_ids = tokenizer(render_prompt(tokenizer, pair.messages), add_special_tokens=False)["input_ids"]
+    response = tokenizer(pair.response + eot, add_special_tokens=False, return_offsets_mapping=bool(pair.masked))
+    response_ids = response["input_ids"]
+    response_labels = list(response_ids)
+    if pair.masked:
+        for i, (start, end) in enumerate(response["offset_mapping"]):
+            if any(start < m_end and m_start < end for m_start, m_end in pair.masked):
+                response_labels[i] = IGNORE_INDEX
     input_ids = prompt_ids + response_ids
-    labels = [IGNORE_INDEX] * len(prompt_ids) + response_ids
+    labels = [IGNORE_INDEX] * len(prompt_ids) + response_labels
     if len(input_ids) > cutoff_len:
         if len(prompt_ids) >= cutoff_len:
             return None  # nothing of the response would be left to learn
@@ -75,13 +88,13 @@ class EncodedDataset(torch.utils.data.Dataset):
 
 
 def encode_examples(
-    tokenizer: Any, examples: Sequence[Any], cutoff_len: int, *, drop_long: bool = True, desc: str = "tokenising"
+    tokenizer: Any, pairs: Sequence[Pair], cutoff_len: int, *, drop_long: bool = True, desc: str = "tokenising"
 ) -> tuple[EncodedDataset, int]:
-    """Encode ViggoExamples; returns the dataset and how many were dropped for length."""
+    """Encode training pairs; returns the dataset and how many were dropped for length."""
     eot = end_of_turn_token(tokenizer)
     items, dropped = [], 0
-    for example in tqdm(examples, desc=desc, unit="ex", mininterval=1.0):
-        encoded = encode_example(tokenizer, example.sentence, example.mr, eot, 1 << 30 if drop_long else cutoff_len)
+    for pair in tqdm(pairs, desc=desc, unit="ex", mininterval=1.0):
+        encoded = encode_example(tokenizer, pair, eot, 1 << 30 if drop_long else cutoff_len)
         if encoded is None or len(encoded.input_ids) > cutoff_len:
             dropped += 1
             continue

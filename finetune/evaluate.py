@@ -37,11 +37,12 @@ def generate_mrs(
     import torch
 
     from finetune.data import end_of_turn_token, render_prompt
+    from viggo.prompt import build_messages
 
     tokenizer.padding_side = "left"
     eot_id = tokenizer.convert_tokens_to_ids(end_of_turn_token(tokenizer))
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else eot_id
-    prompts = [render_prompt(tokenizer, s) for s in sentences]
+    prompts = [render_prompt(tokenizer, build_messages(s)) for s in sentences]
     order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))
     outputs: list[str] = [""] * len(prompts)
     for start in tqdm(range(0, len(order), batch_size), desc="generating", unit="batch"):

@@ -62,7 +62,9 @@ def _precision(config: FinetuneConfig) -> dict[str, bool]:
     choice = config.precision
     if choice == "auto":
         choice = "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "fp32"
-    return {"bf16": choice == "bf16", "fp16": choice == "fp16"}
+    # bf16 autocast also runs on a CPU with AMX/AVX-512 bf16 (~1.5x fp32 there); transformers asks for use_cpu then.
+    cpu_bf16 = choice == "bf16" and not torch.cuda.is_available()
+    return {"bf16": choice == "bf16", "fp16": choice == "fp16"} | ({"use_cpu": True} if cpu_bf16 else {})
 
 
 def _training_arguments(config: FinetuneConfig, num_train: int, has_eval: bool) -> Any:
@@ -135,7 +137,7 @@ def train(config: FinetuneConfig) -> Path:
 
     from finetune.data import CausalLMCollator, encode_examples
     from finetune.plot import plot_training_loss
-    from viggo.dataset import load_examples
+    from finetune.tasks import load_pairs
 
     if config.torch_threads:
         torch.set_num_threads(config.torch_threads)
@@ -158,7 +160,7 @@ def train(config: FinetuneConfig) -> Path:
         tokenizer.pad_token = tokenizer.eos_token
 
     data = config.data
-    train_examples = load_examples(data.source, data.train_split)[: data.max_train_samples]
+    train_examples = load_pairs(data.task, data.source, data.train_split)[: data.max_train_samples]
     train_set, dropped = encode_examples(
         tokenizer, train_examples, data.cutoff_len, drop_long=data.drop_long, desc="tokenising train"
     )
@@ -167,7 +169,7 @@ def train(config: FinetuneConfig) -> Path:
     _log(f"train: {len(train_set)} examples ({dropped} over cutoff_len {data.cutoff_len} dropped)")
     eval_set = None
     if data.eval_split:
-        eval_examples = load_examples(data.eval_source or data.source, data.eval_split)[: data.max_eval_samples]
+        eval_examples = load_pairs(data.task, data.eval_source or data.source, data.eval_split)[: data.max_eval_samples]
         eval_set, _ = encode_examples(
             tokenizer, eval_examples, data.cutoff_len, drop_long=data.drop_long, desc="tokenising eval"
         )

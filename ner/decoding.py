@@ -47,7 +47,7 @@ def labelling_params(
     )
 
 
-def answer_json(labels: dict[str, str]) -> str:
+def answer_json(labels: Mapping[str, str]) -> str:
     """The exact text the whitespace-free decoder produces (xgrammar keeps ", " and ": "), so few-shot
     answers match generated ones token for token."""
     return json.dumps(labels, ensure_ascii=False)

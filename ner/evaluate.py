@@ -251,7 +251,8 @@ async def run_local(sets: Sequence[Sequence[GoldItem]], args: argparse.Namespace
         raise SystemExit("--adapter needs NAME=PATH without --url (the adapter to load into the local engine)")
     settings = ServiceSettings(kv_cache_memory_bytes=1 << 30, max_num_seqs=64, enable_lora=bool(name))
     with local_generator(settings, {name: folder} if name else None) as generator:
-        extractor = EntityExtractor(generator, max_text_chars=settings.max_text_chars)
+        # A local adapter is a tuned labelling adapter (finetune.tasks): asked with the prompt it learnt.
+        extractor = EntityExtractor(generator, max_text_chars=settings.max_text_chars, labelling_adapter=name or None)
 
         async def predict(text: str) -> Prediction:
             extraction = await extractor.extract(text, adapter=name or None)

@@ -15,7 +15,7 @@ from ner.candidates import SHIPPED_RULES, LabelRules, context_labels, name_endin
 from ner.decoding import answer_json, label_scores, labelling_params, read_labels
 from ner.documents import Part, halves, pack
 from ner.grounding import ground, normal
-from ner.prompt import Messages, labelling_messages
+from ner.prompt import Messages, labelling_messages, tuned_messages
 from ner.resolution import Labelled, labelling_names, merge, resolve
 from ner.schema import EntityType, Extraction
 from serving.errors import RequestError
@@ -51,12 +51,16 @@ class EntityExtractor:
         part_tokens: int = 256,
         messages: Messages = labelling_messages,
         rules: LabelRules = SHIPPED_RULES,
+        labelling_adapter: str | None = None,
     ) -> None:
         """`part_tokens`: the most tokens of text labelled in one prompt (less when the context is short);
         `messages`: the labelling prompt (`ner.prompt`; experiments compare others); `rules`: which rules
-        narrow a name's labels before the model chooses (experiments measure them on and off)."""
+        narrow a name's labels before the model chooses (experiments measure them on and off);
+        `labelling_adapter`: a tuned labelling adapter (`finetune.tasks`) used when a request names none, and
+        asked with the short prompt it was trained on (`ner.prompt.tuned_messages`) whenever it is used."""
         self.generator = generator
         self.messages = messages
+        self.labelling_adapter = labelling_adapter
         self.rules = rules
         self.max_text_chars = max_text_chars
         self.max_tokens = max_tokens
@@ -95,7 +99,11 @@ class EntityExtractor:
         candidates = propose(text)  # of the whole document: its dates, and the longer names parts may lack
         # A surname alone in one part may be a person named in full in another.
         endings = name_endings(candidates)
-        labelled = await asyncio.gather(*(self._label_part(text, part, endings, adapter) for part in self.parts(text)))
+        adapter = adapter or self.labelling_adapter
+        messages = tuned_messages if adapter is not None and adapter == self.labelling_adapter else self.messages
+        labelled = await asyncio.gather(
+            *(self._label_part(text, part, endings, adapter, messages) for part in self.parts(text))
+        )
         parts = [part for group in labelled for part in group]
         decided = merge((part.labels for part in parts), surname_persons=self.rules.surname_persons)
         dates: list[tuple[EntityType, str]] = [("date", date) for date in unique_texts(candidates, "date")]
@@ -106,23 +114,27 @@ class EntityExtractor:
             retries=sum(part.retries for part in parts), finish=finishes[-1] if finishes else None
         )
 
-    async def _label_part(self, text: str, part: Part, endings: frozenset[str], adapter: str | None) -> list[_Labelled]:
+    async def _label_part(
+        self, text: str, part: Part, endings: frozenset[str], adapter: str | None, messages: Messages
+    ) -> list[_Labelled]:
         """Labels for one part; a part whose prompt does not fit is labelled in halves."""
         try:
-            return [await self._label(part.of(text), endings, adapter)]
+            return [await self._label(part.of(text), endings, adapter, messages)]
         except _PromptTooLong as error:
             pieces = halves(text, part)
             if len(pieces) < 2:
                 raise self._too_long(error.tokens) from None
-            groups = await asyncio.gather(*(self._label_part(text, piece, endings, adapter) for piece in pieces))
+            groups = await asyncio.gather(
+                *(self._label_part(text, piece, endings, adapter, messages) for piece in pieces)
+            )
             return [labelled for group in groups for labelled in group]
 
-    async def _label(self, text: str, endings: frozenset[str], adapter: str | None) -> _Labelled:
+    async def _label(self, text: str, endings: frozenset[str], adapter: str | None, messages: Messages) -> _Labelled:
         candidates = propose(text)
         names = labelling_names(candidates)
         if not names:  # nothing for the model to decide
             return _Labelled()
-        prompt_ids = self.generator.encode(self.generator.chat_text(self.messages(text, names)))
+        prompt_ids = self.generator.encode(self.generator.chat_text(messages(text, names)))
         room = self.generator.max_model_len - len(prompt_ids)
         if room <= 0:
             raise _PromptTooLong(len(prompt_ids))

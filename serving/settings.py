@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 from serving.paths import DEFAULT_CACHE_DIR, REPO_ROOT
 
 BUNDLED_VIGGO_ADAPTER = REPO_ROOT / "finetune" / "adapters" / "viggo-smollm2"
+BUNDLED_NER_ADAPTER = REPO_ROOT / "finetune" / "adapters" / "ner-smollm2"
 ADAPTER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
@@ -106,6 +107,11 @@ class ServiceSettings(BaseSettings):
         "downloading (S3 listing sizes, Hub metadata) and after; beyond it 413.",
     )
     viggo_adapter: str | None = Field(None, description="Adapter used by /viggo when a request names none.")
+    ner_adapter: str | None = Field(
+        None,
+        description="Tuned labelling adapter (finetune/configs/ner-smollm2.yaml) used by NER when a request names "
+        "none; it is asked with the short prompt it was trained on. Empty: the base model with few-shot examples.",
+    )
     viggo_span_values: bool = Field(
         False,
         description="Restrict /viggo's open-slot values (name, developer, dates, specifier) to runs of the "
@@ -114,8 +120,9 @@ class ServiceSettings(BaseSettings):
     )
     bundled_adapters: bool = Field(
         True,
-        description="With the offline default model, register the ViGGO adapter shipped in finetune/adapters as "
-        "`viggo` and make it /viggo's default (unless `adapters`/`viggo_adapter` say otherwise).",
+        description="With the offline default model, register the adapters shipped in finetune/adapters (`viggo`, "
+        "and `ner` where it is shipped) and make each its task's default (unless `adapters`, `viggo_adapter` or "
+        "`ner_adapter` say otherwise).",
     )
 
     # --- API ---------------------------------------------------------------------------------
@@ -210,18 +217,26 @@ class ServiceSettings(BaseSettings):
                 raise ValueError(f"adapter name {name!r} must be 1-64 letters, digits, '.', '_' or '-'")
         return value
 
-    @field_validator("model", "served_model_name", "viggo_adapter", "adapter_store", "s3_endpoint_url", mode="before")
+    @field_validator(
+        "model", "served_model_name", "viggo_adapter", "ner_adapter", "adapter_store", "s3_endpoint_url", mode="before"
+    )
     @classmethod
     def _empty_is_none(cls, value: Any) -> Any:
         return None if isinstance(value, str) and not value.strip() else value
 
     @model_validator(mode="after")
-    def _bundled_viggo_adapter(self) -> ServiceSettings:
-        # The shipped adapter was trained on the default model only: never offer it for another.
-        if self.bundled_adapters and self.model is None and self.enable_lora and BUNDLED_VIGGO_ADAPTER.is_dir():
+    def _bundled_adapters(self) -> ServiceSettings:
+        # The shipped adapters were trained on the default model only: never offer them for another.
+        if not (self.bundled_adapters and self.model is None and self.enable_lora):
+            return self
+        if BUNDLED_VIGGO_ADAPTER.is_dir():
             self.adapters.setdefault("viggo", str(BUNDLED_VIGGO_ADAPTER))
             if self.viggo_adapter is None:
                 self.viggo_adapter = "viggo"
+        if BUNDLED_NER_ADAPTER.is_dir():
+            self.adapters.setdefault("ner", str(BUNDLED_NER_ADAPTER))
+            if self.ner_adapter is None:
+                self.ner_adapter = "ner"
         return self
 
     @property

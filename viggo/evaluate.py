@@ -56,7 +56,8 @@ def run_local(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[list[
         max_num_seqs=args.max_num_seqs,
         # LoRA support costs memory and speed; only pay for it when an adapter is evaluated.
         enable_lora=bool(folders),
-        max_lora_rank=max(16, rank or 0),
+        # As the service serves it (its default max_lora_rank), unless the adapter needs more.
+        max_lora_rank=max(ServiceSettings.model_fields["max_lora_rank"].default, rank or 0),
     )
 
     async def predict_all(predictor: ViggoPredictor) -> tuple[list[Outcome], float]:

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
 from ner.decoding import answer_json
 from ner.extractor import EntityExtractor, ExtractionError
-from ner.prompt import labelling_messages
+from ner.prompt import labelling_messages, tuned_messages
 from ner.schema import Entities, Extraction
 from serving.errors import RequestError
+from serving.generation import LocalAdapters
 from tests.fakes import Completion, ScriptedGenerator
 
 
@@ -74,3 +76,20 @@ def test_a_prompt_longer_than_the_context_is_a_413_on_text() -> None:
     with pytest.raises(RequestError) as error:
         _extract(ScriptedGenerator(max_model_len=64), "Tim Cook spoke.")
     assert error.value.field == "text" and error.value.status == 413
+
+
+def test_a_labelling_adapter_is_the_default_and_is_asked_with_its_own_prompt(tmp_path: Path) -> None:
+    text = "Tim Cook spoke in Austin."
+    answer = Completion(answer_json({"Tim Cook": "person", "Austin": "location"}))
+    adapters = LocalAdapters({"ner": tmp_path / "ner", "other": tmp_path / "other"})
+    generator = ScriptedGenerator(answer, answer, answer, adapters=adapters)
+    extractor = EntityExtractor(generator, max_text_chars=500, labelling_adapter="ner")
+    asyncio.run(extractor.extract(text))  # no adapter named: the tuned one, with the prompt it was trained on
+    asyncio.run(extractor.extract(text, adapter="ner"))
+    asyncio.run(extractor.extract(text, adapter="other"))  # any other adapter: the few-shot prompt
+    names = ["Tim Cook", "Austin"]
+    assert [(call.adapter, call.messages) for call in generator.calls] == [
+        ("ner", tuned_messages(text, names)),
+        ("ner", tuned_messages(text, names)),
+        ("other", labelling_messages(text, names)),
+    ]

@@ -39,6 +39,7 @@ fi
 if [ -f "$C/snap.tar" ]; then rm -rf /tmp/snap && mkdir /tmp/snap && tar -xf "$C/snap.tar" -C /tmp/snap && cd /tmp/snap; fi
 unset MODEL VLLM_ARGS
 ADAPTER=$ROOT/finetune/adapters/viggo-smollm2
+NER_ADAPTER=$ROOT/finetune/adapters/ner-smollm2  # the service registers it as `ner` itself (bundled_adapters)
 CSV=$C/viggo-valid.csv
 export ADAPTERS=viggo=$ADAPTER VIGGO_ADAPTER=viggo PERSIST_RESULTS=false
 export RESULTS_URI=/tmp/job-results SPOOL_DIR=/tmp/spool JOB_INPUT_ROOTS=/tmp/job-in
@@ -52,7 +53,7 @@ start() {  # $1: service|raw; ready time to $OUT/starts.txt
   if [ "$1" = service ]; then
     setsid python3 -m bentoml serve . --host 127.0.0.1 --port $PORT >"/tmp/$1.log" 2>&1 &
   else  # shellcheck disable=SC2086
-    setsid python3 -m bench.vllm_cli serve $RAW_ARGS --lora-modules "viggo=$ADAPTER" --host 127.0.0.1 --port $PORT \
+    setsid python3 -m bench.vllm_cli serve $RAW_ARGS --lora-modules "viggo=$ADAPTER" "ner=$NER_ADAPTER" --host 127.0.0.1 --port $PORT \
       >"/tmp/$1.log" 2>&1 &
   fi
   SVC=$!

@@ -6,7 +6,8 @@ structured-output constraint, same sampling parameters. Then one of three target
 
 - `service`: the service's /extract_entities and /viggo (`{"text", "persist": false}`, `{"sentence"}`);
 - `raw`: raw `vllm serve`'s /v1/completions with the recorded requests (token-id prompt, `structured_outputs`,
-  the adapter as the model name: start it with `--lora-modules viggo=PATH`);
+  the adapter as the model name: start it with `--lora-modules viggo=PATH ner=PATH`, the NER labelling adapter
+  being the service's default where it ships one);
 - `offline`: ViGGO's recorded requests through vLLM's offline `LLM.generate`, all at once (what a batch
   evaluation without a server does);
 - `jobs`: the service's extraction job API (`/extract_entities_job`, `/viggo_job`) over corpora of the same texts,
@@ -117,7 +118,9 @@ def record(
 
     settings = ServiceSettings()
     recorder = RecordingRenderer(tokenizer, settings.max_model_len)
-    extractor = EntityExtractor(recorder, max_text_chars=settings.max_text_chars)
+    extractor = EntityExtractor(
+        recorder, max_text_chars=settings.max_text_chars, labelling_adapter=settings.ner_adapter
+    )
     predictor = ViggoPredictor(recorder, span_values=settings.viggo_span_values)
     return {
         "extract_entities": _record_each(texts, extractor.extract, recorder),

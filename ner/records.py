@@ -31,6 +31,8 @@ class EntityRecords:
     ) -> EntityResult:
         text = sample.content()
         record_id = validate_record_id(sample.id) if sample.id is not None else new_record_id()
+        # The record names the adapter that labelled it, the service's default labelling adapter included.
+        adapter = adapter or self.extractor.labelling_adapter
         started = time.perf_counter()
         extraction: Extraction = await self.extractor.extract(text, adapter=adapter, min_score=min_score)
         latency_ms = (time.perf_counter() - started) * 1000

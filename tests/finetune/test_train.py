@@ -141,13 +141,26 @@ def test_cli_runs_a_step_and_fails_cleanly_on_a_bad_config(
     assert "invalid config" in capsys.readouterr().err
 
 
-def test_shipped_adapter_is_complete() -> None:
-    folder = REPO_ROOT / "finetune" / "adapters" / "viggo-smollm2"
-    if not folder.is_dir():
-        pytest.skip("no trained adapter shipped")
+@pytest.mark.parametrize("name", ["viggo-smollm2", "ner-smollm2"])
+def test_shipped_adapters_are_complete(name: str) -> None:
+    folder = REPO_ROOT / "finetune" / "adapters" / name
     config = json.loads((folder / "adapter_config.json").read_text())
     assert config["r"] <= ServiceSettings.model_fields["max_lora_rank"].default
     assert set(config["target_modules"]) == set(ALL_LINEAR)
     assert config["base_model_name_or_path"].endswith("SmolLM2-135M-Instruct")
     assert (folder / "adapter_model.safetensors").stat().st_size < 20 * 2**20
-    assert json.loads((folder / "eval_valid.json").read_text())["exact_match"] >= 0.5
+    assert load_config(folder / "finetune_config.yaml").lora.r == config["r"]  # the config that made it
+    if name == "viggo-smollm2":
+        assert json.loads((folder / "eval_valid.json").read_text())["exact_match"] >= 0.5
+
+
+def test_the_ner_config_trains_a_labelling_adapter_on_its_data(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """The shipped NER config as is (its data, bf16 autocast, which on a CPU needs transformers' use_cpu), on the
+    tiny model, for two steps through the CLI."""
+    config = REPO_ROOT / "finetune" / "configs" / "ner-smollm2.yaml"
+    assert load_config(config).data.task == "ner"
+    argv = ["--config", str(config), "--base-model", str(tiny_model_dir), "--max-steps", "2"]
+    assert main([*argv, "--output-dir", str(tmp_path / "ner"), "--batch-size", "2", "--no-resume"]) == 0
+    results = json.loads((tmp_path / "ner" / "adapter" / "all_results.json").read_text())
+    assert results["train_steps"] == 2 and math.isfinite(results["train_loss"])
+    assert results["train_samples"] > 1000  # every part of finetune/data/ner

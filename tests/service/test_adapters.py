@@ -167,3 +167,23 @@ def test_bundled_viggo_adapter_is_registered_at_start_and_is_viggos_default(serv
         assert response.status_code == 200, response.text
         exact += response.json()["mr"] == example.mr
     assert exact >= 4, f"the tuned adapter should get most of these right, got {exact}/6"
+
+
+def test_bundled_ner_adapter_is_registered_at_start_and_labels_by_default(server: ServiceUnderTest) -> None:
+    client = openai.OpenAI(base_url=f"{server.url}/v1", api_key=server.api_key)
+    assert "ner" in {m.id for m in client.models.list().data}
+    text = "Angela Merkel met Tim Cook of Apple in Berlin on 4 March 2019."
+    expected = {
+        "persons": ["Angela Merkel", "Tim Cook"],
+        "organizations": ["Apple"],
+        "locations": ["Berlin"],
+        "dates": ["4 March 2019"],
+    }
+    # The served model's own name is the base model, asked with the few-shot prompt.
+    for adapter, used in ((None, "ner"), ("ner", "ner"), ("SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct")):
+        body = {"text": text, "persist": False} | ({"adapter": adapter} if adapter else {})
+        response = httpx.post(f"{server.url}/extract_entities", headers=server.headers, json=body, timeout=120)
+        assert response.status_code == 200, response.text
+        result = response.json()
+        assert result["meta"]["adapter"] == used  # the record says which labeller answered
+        assert {key: sorted(result[key]) for key in expected} == expected, adapter

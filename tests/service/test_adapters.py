@@ -179,11 +179,17 @@ def test_bundled_ner_adapter_is_registered_at_start_and_labels_by_default(server
         "locations": ["Berlin"],
         "dates": ["4 March 2019"],
     }
-    # The served model's own name is the base model, asked with the few-shot prompt.
-    for adapter, used in ((None, "ner"), ("ner", "ner"), ("SmolLM2-135M-Instruct", "SmolLM2-135M-Instruct")):
+    for adapter in (None, "ner"):
         body = {"text": text, "persist": False} | ({"adapter": adapter} if adapter else {})
         response = httpx.post(f"{server.url}/extract_entities", headers=server.headers, json=body, timeout=120)
         assert response.status_code == 200, response.text
         result = response.json()
-        assert result["meta"]["adapter"] == used  # the record says which labeller answered
+        assert result["meta"]["adapter"] == "ner"  # the record says which labeller answered
         assert {key: sorted(result[key]) for key in expected} == expected, adapter
+    # The served model's own name is the base model, asked with the few-shot prompt (which here calls Apple a
+    # place: the adapter's gain in one sentence; only that it answers is asserted).
+    body = {"text": text, "persist": False, "adapter": "SmolLM2-135M-Instruct"}
+    response = httpx.post(f"{server.url}/extract_entities", headers=server.headers, json=body, timeout=120)
+    assert response.status_code == 200, response.text
+    assert response.json()["meta"]["adapter"] == "SmolLM2-135M-Instruct"
+    assert "Angela Merkel" in response.json()["persons"]

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Task endpoints with real weights on the offline GPU host: the default model (SmolLM2-135M-Instruct; its GGUF
-# carried in parts, .device-carry/g1/part00, g2/part01, g3/part02, one per call, de-quantized there by
-# finetune/device/convert_gguf.py into the default-model cache) with the shipped ViGGO adapter. One phase per
+# carried in parts, .device-carry/g1/part00 ... g4/part03, one per call, de-quantized there by
+# finetune/device/convert_gguf.py into the default-model cache) with the shipped ViGGO and NER adapters. One phase per
 # `run` call, back to back (the machine must stay warm in between; bench/README.md gives the calls):
 #   bash bench/gpu_tasks.sh stage          keep the carried GGUF parts (and gguf's wheel) and the model's
 #                                          config/tokenizer files (smol-extra) in /tmp/gguf; once per part
@@ -39,9 +39,10 @@ fi
 if [ -f "$C/snap.tar" ]; then rm -rf /tmp/snap && mkdir /tmp/snap && tar -xf "$C/snap.tar" -C /tmp/snap && cd /tmp/snap; fi
 unset MODEL VLLM_ARGS
 ADAPTER=$ROOT/finetune/adapters/viggo-smollm2
-NER_ADAPTER=$ROOT/finetune/adapters/ner-smollm2  # the service registers it as `ner` itself (bundled_adapters)
+NER_PATH=$ROOT/finetune/adapters/ner-smollm2
 CSV=$C/viggo-valid.csv
-export ADAPTERS=viggo=$ADAPTER VIGGO_ADAPTER=viggo PERSIST_RESULTS=false
+# Named, not bundled: a snapshot (snap.tar) is made without finetune/adapters.
+export ADAPTERS=viggo=$ADAPTER,ner=$NER_PATH VIGGO_ADAPTER=viggo NER_ADAPTER=ner PERSIST_RESULTS=false
 export RESULTS_URI=/tmp/job-results SPOOL_DIR=/tmp/spool JOB_INPUT_ROOTS=/tmp/job-in
 REPEATS=${REPEATS:-3}; PARTS=${PARTS:-jobs chat offline}
 PORT=3100; URL=http://127.0.0.1:$PORT
@@ -53,7 +54,7 @@ start() {  # $1: service|raw; ready time to $OUT/starts.txt
   if [ "$1" = service ]; then
     setsid python3 -m bentoml serve . --host 127.0.0.1 --port $PORT >"/tmp/$1.log" 2>&1 &
   else  # shellcheck disable=SC2086
-    setsid python3 -m bench.vllm_cli serve $RAW_ARGS --lora-modules "viggo=$ADAPTER" "ner=$NER_ADAPTER" --host 127.0.0.1 --port $PORT \
+    setsid python3 -m bench.vllm_cli serve $RAW_ARGS --lora-modules "viggo=$ADAPTER" "ner=$NER_PATH" --host 127.0.0.1 --port $PORT \
       >"/tmp/$1.log" 2>&1 &
   fi
   SVC=$!

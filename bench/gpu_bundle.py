@@ -2,8 +2,8 @@
 
 A `run` call carries at most 64 MiB, the working tree included; build-bundle's parts are up to 60 MiB and
 the tree (finetune/adapters among it: ViGGO's and NER's) is ~31 MiB, so no part fits beside it. This packs the
-parts' files into pieces of at most --max-mb, a file larger than that in chunks (`NAME.chunkNN`; vLLM's largest library is ~54 MB),
-and writes `ib.py`, install-bundle that knows the piece count, joins the chunks once every piece is there, and
+parts' files into pieces of at most --max-mb, a file larger than that in chunks (`NAME.chunkNN`; vLLM's largest
+library is ~54 MB), and writes `ib.py`, install-bundle that knows the piece count, joins the chunks once every piece is there, and
 installs into private paths (/tmp/gb-bench, /tmp/site-bench: the other engineers' /tmp/gpu-bundle and /tmp/site
 on a shared machine stay untouched).
 

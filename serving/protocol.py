@@ -14,7 +14,14 @@ Temperature = Annotated[float, Ge(0.0), Le(2.0)]
 TopP = Annotated[float, Gt(0.0), Le(1.0)]
 # vLLM hands the seed to torch, which takes a 64-bit integer (its OpenAI API has the same bound).
 Seed = Annotated[int | None, Ge(-(2**63)), Le(2**63 - 1)]
-AdapterName = Annotated[str | None, Field(description="Name of a registered LoRA adapter; default: the base model.")]
+AdapterName = Annotated[
+    str | None,
+    Field(
+        description="Name of a LoRA adapter (registered, or in the adapter store). Default: the endpoint's own "
+        "(NER: `ner_adapter`, ViGGO: `viggo_adapter`; with the default model the shipped `ner` and `viggo`), else "
+        "the base model; the served model's name asks for the base model."
+    ),
+]
 Persist = Annotated[
     bool | None, Field(description="Store the result under results_uri; default: the service's persist_results.")
 ]

@@ -110,7 +110,8 @@ class ServiceSettings(BaseSettings):
     ner_adapter: str | None = Field(
         None,
         description="Tuned labelling adapter (finetune/configs/ner-smollm2.yaml) used by NER when a request names "
-        "none; it is asked with the short prompt it was trained on. Empty: the base model with few-shot examples.",
+        "none; it is asked with the short prompt it was trained on. Unset: the shipped `ner` with the default model "
+        "(`bundled_adapters`), else the base model with its few-shot prompt.",
     )
     viggo_span_values: bool = Field(
         False,

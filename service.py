@@ -237,7 +237,12 @@ class LLMService:
         stores it; `submit` answers the job id at once. Re-submitted, it skips what is stored (resumes)."""
         task_id = current_task_id()
         return await self.jobs.run(
-            self.jobs.ner, source, adapter=adapter, overwrite=overwrite, job_id=job_id, task_id=task_id
+            self.jobs.ner,
+            source,
+            adapter=adapter or settings.ner_adapter,  # stored results name it: a resubmitted job compares it
+            overwrite=overwrite,
+            job_id=job_id,
+            task_id=task_id,
         )
 
     @bentoml.task

@@ -64,12 +64,14 @@ def test_ner_job_over_s3_via_the_bentoml_client_and_resubmitted_skips(server: Se
         resumed = again.get()
 
     assert manifest["job_id"] == task.id and manifest["status"] == "completed"
+    assert manifest["adapter"] == "ner"  # the bundled labelling adapter, which the stored results name too
     assert manifest["counts"] == {"read": 3, "succeeded": 2, "skipped": 0, "failed": 1}
     assert [(f["id"], f["location"]) for f in manifest["failed"]] == [("job-bad", f"{source}part-1.jsonl:3")]
     assert manifest["model"] and manifest["ended_at"] and manifest["records_per_s"] > 0
     assert stored(server, f"_jobs/{task.id}.json") == manifest
     result = stored(server, "job-merkel/named_entities.json")
     assert "Angela Merkel" in result["persons"] and result["meta"]["model"] == manifest["model"]
+    assert result["meta"]["adapter"] == "ner"
     assert resumed["counts"] == {"read": 3, "succeeded": 0, "skipped": 2, "failed": 1}
 
     metrics = httpx.get(f"{server.url}/metrics", headers=server.headers, timeout=10).text

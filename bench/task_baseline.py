@@ -41,11 +41,12 @@ from typing import TYPE_CHECKING, Any
 
 from bench.cli import first_model
 from bench.load import VIGGO_SENTENCES, auth_headers, drive
-from serving.generation import AdapterResolver, LocalAdapters, PromptRenderer
+from serving.generation import AdapterResolver, PromptRenderer
 from serving.paths import REPO_ROOT, VIGGO_DATA
 
 if TYPE_CHECKING:
     from vllm import SamplingParams
+    from vllm.lora.request import LoRARequest
 
 NER_TEXT_FILES = (REPO_ROOT / "ner" / "data" / "heldout.jsonl", REPO_ROOT / "ner" / "data" / "heldout2.jsonl")
 VIGGO_CSV = VIGGO_DATA / "valid.csv"
@@ -64,13 +65,22 @@ class _Recorded(Exception):
     """Raised by the recorder in place of an answer: the caller's work before the engine is what is kept."""
 
 
+class _NamedAdapters:
+    """Every adapter name stands for an adapter (raw vLLM loads the real one): the recorded prompt is the one the
+    service builds for an adapter, not for the base model."""
+
+    async def resolve(self, name: str | None) -> LoRARequest | None:
+        from vllm.lora.request import LoRARequest
+
+        return LoRARequest(name, 1, "/recorded") if name else None
+
+
 class RecordingRenderer(PromptRenderer):
     """A `TextGenerator` that keeps each engine request it is given and answers none."""
 
     def __init__(self, tokenizer: Any, max_model_len: int) -> None:
         super().__init__(tokenizer, max_model_len)
-        # Never asked: the recorded calls (predict, extract) resolve nothing.
-        self.adapters: AdapterResolver = LocalAdapters()
+        self.adapters: AdapterResolver = _NamedAdapters()
         self.requests: list[EngineRequest] = []
 
     async def complete(self, prompt_ids: Sequence[int], params: SamplingParams, *, adapter: str | None = None) -> Any:

@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from serving.paths import DEFAULT_CACHE_DIR, REPO_ROOT
+from viggo.grammar import SpanValues
 
 BUNDLED_VIGGO_ADAPTER = REPO_ROOT / "finetune" / "adapters" / "viggo-smollm2"
 BUNDLED_NER_ADAPTER = REPO_ROOT / "finetune" / "adapters" / "ner-smollm2"
@@ -113,11 +114,13 @@ class ServiceSettings(BaseSettings):
         "none; it is asked with the short prompt it was trained on. Unset: the shipped `ner` with the default model "
         "(`bundled_adapters`), else the base model with its few-shot prompt.",
     )
-    viggo_span_values: bool = Field(
-        False,
-        description="Restrict /viggo's open-slot values (name, developer, dates, specifier) to runs of the "
-        "sentence's words: no invented value, at the price of a grammar compiled per request and of the "
-        "`grounded` flag, which then no longer tells a sentence that is not about a video game.",
+    viggo_span_values: SpanValues = Field(
+        "redecode",
+        description="Open-slot values of /viggo (name, developer, dates, specifier) from runs of the sentence's words. "
+        "`redecode`: an answer with a value that is not such a run is decoded again under a grammar of the "
+        "sentence's words (the same MRs as `always` for a second decoding of the few answers that need it); "
+        "`always`: every request under its own grammar (a compilation per request; `grounded` then never flags an "
+        "invented value); `off`: the model's values as they come. `true`/`false` mean `always`/`off`.",
     )
     bundled_adapters: bool = Field(
         True,
@@ -202,6 +205,13 @@ class ServiceSettings(BaseSettings):
     @classmethod
     def _comma_list(cls, value: Any) -> Any:
         return _parse_list(value)
+
+    @field_validator("viggo_span_values", mode="before")
+    @classmethod
+    def _span_values_flag(cls, value: Any) -> Any:
+        # The setting was a flag: true meant a grammar per request.
+        flags = {"true": "always", "false": "off"}
+        return flags.get(str(value).strip().lower(), value) if isinstance(value, bool | str) else value
 
     @field_validator("vllm_args", mode="before")
     @classmethod

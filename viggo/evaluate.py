@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 
 from serving.paths import VIGGO_DATA
 from viggo.dataset import HUB_DATASET, ViggoExample, load_examples
-from viggo.metrics import ViggoScores, score
+from viggo.grammar import SpanValues
+from viggo.metrics import ViggoScores, score, score_by_act
 
 LOCAL_DATA = VIGGO_DATA
 
@@ -30,6 +31,7 @@ LOCAL_DATA = VIGGO_DATA
 class Outcome:
     prediction: str | None  # the model's MR text (possibly malformed), None when no text came back
     error: str | None = None
+    redecoded: bool = False  # decoded a second time with open values from the sentence (`viggo_span_values`)
 
 
 def _lora_rank(path: Path) -> int | None:
@@ -65,7 +67,9 @@ def run_local(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[list[
         results = await predictor.predict_many(sentences, adapter_name, few_shot=args.few_shot)
         elapsed = time.perf_counter() - started
         outcomes = [
-            Outcome(result.text, str(result)) if isinstance(result, ViggoOutputError) else Outcome(result.mr)
+            Outcome(result.text, str(result))
+            if isinstance(result, ViggoOutputError)
+            else Outcome(result.mr, redecoded=result.redecoded)
             for result in results
         ]
         return outcomes, elapsed
@@ -88,7 +92,8 @@ async def run_http(args: argparse.Namespace, sentences: Sequence[str]) -> tuple[
             async with limit:
                 response = await client.post("/viggo", json=body)
             if response.is_success:
-                return Outcome(response.json()["mr"])
+                answer = response.json()
+                return Outcome(answer["mr"], redecoded=answer.get("redecoded", False))
             return Outcome(None, f"HTTP {response.status_code}: {response.text[:500]}")
         except httpx.HTTPError as error:
             return Outcome(None, f"{type(error).__name__}: {error}")
@@ -117,12 +122,13 @@ def write_predictions(path: Path, examples: Sequence[ViggoExample], outcomes: Se
                 "reference": example.mr,
                 "prediction": outcome.prediction,
                 "exact_match": outcome.prediction == example.mr,
+                "redecoded": outcome.redecoded,
                 "error": outcome.error,
             }
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
-def format_table(scores: ViggoScores, sentences_per_s: float) -> str:
+def format_table(scores: ViggoScores, sentences_per_s: float, redecoded: int) -> str:
     rows = [
         ("sentences", f"{scores.count}"),
         ("exact match", f"{scores.exact_match:.1%}"),
@@ -132,9 +138,20 @@ def format_table(scores: ViggoScores, sentences_per_s: float) -> str:
         ("slot F1", f"{scores.slot_f1:.1%}"),
         ("parse rate", f"{scores.parse_rate:.1%}"),
         ("sentences/s", f"{sentences_per_s:.2f}"),
+        ("redecoded", f"{redecoded}"),
     ]
     width = max(len(name) for name, _ in rows)
     return "\n".join(f"{name:<{width}}  {value:>8}" for name, value in rows)
+
+
+def format_acts(by_act: dict[str, ViggoScores]) -> str:
+    """One line per reference act, most frequent first: exact match, act accuracy and slot F1."""
+    width = max((len(act) for act in by_act), default=3)
+    lines = [f"{'act':<{width}}  {'count':>5}  {'exact':>6}  {'act acc':>7}  {'slot F1':>7}"]
+    for act, scores in sorted(by_act.items(), key=lambda item: -item[1].count):
+        lines.append(f"{act:<{width}}  {scores.count:>5}  {scores.exact_match:>6.1%}  "
+                     f"{scores.act_accuracy:>7.1%}  {scores.slot_f1:>7.1%}")  # fmt: skip
+    return "\n".join(lines)
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -160,8 +177,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     local.add_argument("--max-tokens", type=int, default=160)
     local.add_argument(
         "--span-values",
-        action="store_true",
-        help="open-slot values only from the sentence's words (viggo.grammar.value_spans)",
+        nargs="?",
+        const="always",
+        choices=["off", "redecode", "always"],
+        help="open-slot values from the sentence's words (the service's viggo_span_values; default: as the "
+        "service, redecode); alone: always",
     )
     remote = parser.add_argument_group("--url mode")
     remote.add_argument("--concurrency", type=int, default=32)
@@ -170,7 +190,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.url and args.few_shot is not None:
         parser.error("--few-shot/--no-few-shot apply to the in-process engine; the service decides over HTTP")
+    if args.url and args.span_values is not None:
+        parser.error("--span-values applies to the in-process engine; over HTTP the service's viggo_span_values does")
+    if args.span_values is None and not args.url:
+        args.span_values = _service_span_values()
     return args
+
+
+def _service_span_values() -> SpanValues:
+    from serving.settings import ServiceSettings
+
+    default: SpanValues = ServiceSettings.model_fields["viggo_span_values"].default
+    return default
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -183,16 +214,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         outcomes, elapsed = asyncio.run(run_http(args, sentences))
     else:
         outcomes, elapsed = run_local(args, sentences)
-    scores = score([outcome.prediction for outcome in outcomes], [example.mr for example in examples])
+    predictions, references = [outcome.prediction for outcome in outcomes], [example.mr for example in examples]
+    scores, by_act = score(predictions, references), score_by_act(predictions, references)
+    redecoded = sum(outcome.redecoded for outcome in outcomes)
     throughput = len(examples) / elapsed if elapsed else 0.0
     if args.out:
         write_predictions(args.out, examples, outcomes)
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
-        metrics = {**scores.as_dict(), "sentences_per_s": throughput, "elapsed_s": elapsed,
+        metrics = {**scores.as_dict(), "sentences_per_s": throughput, "elapsed_s": elapsed, "redecoded": redecoded,
+                   "per_act": {act: s.as_dict() for act, s in by_act.items()}, "span_values": args.span_values,
                    "data": str(args.data), "split": args.split}  # fmt: skip
         args.json_out.write_text(json.dumps(metrics, indent=2) + "\n")
-    print(format_table(scores, throughput))
+    print(format_table(scores, throughput, redecoded))
+    print(format_acts(by_act))
     failures = sum(outcome.error is not None for outcome in outcomes)
     if failures:
         print(f"{failures} request(s) failed; see the 'error' field of --out", file=sys.stderr)

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Literal
 
+from viggo.mr import Value
 from viggo.ontology import (
     ACTS,
     ATTRIBUTES,
@@ -47,6 +49,13 @@ _ABBREVIATION = re.compile(r"(?:^|\s)(?:Inc|Co|Ltd|Jr|Sr|Dr|St|Vol)\.$")
 _LETTER_RUN = re.compile(r"([^\W\d_]+)")
 # A comma before these does not end the value: "November 13, 2018", "Spectrum HoloByte, Inc".
 _COMMA_CONTINUES = re.compile(r"^(?:\d{4}\W*|Inc\b.*|Ltd\b.*|LLC\b.*|Co\b.*)$")
+
+
+# "off": the fixed grammar only. "always": every request decodes under a grammar built from its own sentence
+# (a compilation per request). "redecode": the fixed grammar first, and the sentence's grammar only for an
+# answer with an open value that is not a run of the sentence's words: greedy decoding gives the same MR as
+# "always" (see `outside_spans`) at the cost of "off" for every other answer.
+SpanValues = Literal["off", "redecode", "always"]
 
 
 def value_spans(sentence: str, max_words: int = MAX_SPAN_WORDS) -> list[str]:
@@ -97,6 +106,30 @@ def _item_rule(attribute: str) -> str:
     return "free_text"
 
 
+def _admits(span: str, value: str) -> bool:
+    """Whether `_caseless(span)` matches `value`: the same characters, a letter in either of its cases."""
+    return len(span) == len(value) and all(
+        s == v or (_LETTER_RUN.fullmatch(s) is not None and v in s.lower() + s.upper())
+        for s, v in zip(span, value, strict=True)
+    )
+
+
+def outside_spans(attributes: Mapping[str, Value], spans: Sequence[str]) -> list[str]:
+    """The attributes whose value (or a list item of it) the grammar built from `spans` would not admit.
+
+    Empty for an MR decoded greedily under `MR_GRAMMAR`: decoding under the sentence's grammar gives the same MR
+    (that grammar only masks more tokens, and none of this MR's), so the sentence's grammar can change an answer
+    only where this names an attribute.
+    """
+    outside = []
+    for attribute in SPAN_ATTRIBUTES:
+        value = attributes.get(attribute)
+        items = [value] if isinstance(value, str) else list(value or ())
+        if any(item and not any(_admits(span, item) for span in spans) for item in items):
+            outside.append(attribute)
+    return outside
+
+
 def build_grammar(spans: Sequence[str] = ()) -> str:
     """The MR grammar; with `spans` (`value_spans` of the sentence), open-slot values are among them."""
     valued_acts = [act for act in ACTS if act != EMPTY_VALUE_ACT]
@@ -135,3 +168,5 @@ def build_grammar(spans: Sequence[str] = ()) -> str:
 
 
 MR_GRAMMAR = build_grammar()
+# The attributes whose values come from `free_text`, the rule that `value_spans` narrows.
+SPAN_ATTRIBUTES: tuple[str, ...] = tuple(a for a in ATTRIBUTES if _item_rule(a) == "free_text")

@@ -22,6 +22,19 @@ class ViggoScores:
         return asdict(self)
 
 
+def score_by_act(predictions: Sequence[str | None], references: Sequence[str]) -> dict[str, ViggoScores]:
+    """`score` over the sentences of each reference act, in the order the acts first occur: where a model's
+    exact-match misses concentrate (the 9 acts are far from equally frequent)."""
+    if len(predictions) != len(references):
+        raise ValueError(f"{len(predictions)} predictions for {len(references)} references")
+    groups: dict[str, tuple[list[str | None], list[str]]] = {}
+    for prediction, reference in zip(predictions, references, strict=True):
+        guesses, golds = groups.setdefault(MeaningRepresentation.parse(reference).act, ([], []))
+        guesses.append(prediction)
+        golds.append(reference)
+    return {act: score(guesses, golds) for act, (guesses, golds) in groups.items()}
+
+
 def score(predictions: Sequence[str | None], references: Sequence[str]) -> ViggoScores:
     """`None` stands for a prediction that failed outright; it counts as unparseable.
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # A sweep of ViGGO adapter trainings on the offline GPU host, then each adapter measured the way the service runs
-# it (vLLM, `python -m viggo.evaluate`, with and without `--span-values`). One phase per `run` call, on a machine
+# it (vLLM, `python -m viggo.evaluate`, `--span-values off` and `redecode`). One phase per `run` call, on a machine
 # where `bash bench/gpu_tasks.sh convert` (or `service`) has already converted the default model (bench/README.md) and the
 # bundle is installed; the machine must stay warm in between:
 #   bash finetune/device/train_variants.sh train   carry .device-carry/viggo-data ({train,valid}.csv): every variant
@@ -11,7 +11,7 @@
 #                                                  adapters carried as .device-carry/viggo-adapters/NAME.tar (what
 #                                                  `train` sent back) are evaluated too, for a machine gone cold
 # Environment: OUT (what comes back), VARIANTS (names to train, default all), SPANS (eval: "plain span" by default;
-# "plain" skips the --span-values round).
+# "plain" skips the span-values round).
 set -uo pipefail
 PHASE=$1
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -69,16 +69,17 @@ case $PHASE in
     names=(shipped); ln -sfn "$ROOT/finetune/adapters/viggo-smollm2" /tmp/ft-shipped-adapter
     for run in "$RUNS"/*/; do [ -f "$run/adapter/adapter_model.safetensors" ] && names+=("$(basename "$run")"); done
     SECONDS=0
-    rounds=(""); [[ ${SPANS:-plain span} == *span* ]] && rounds+=(--span-values)
+    # The model's own values ("off") and values from the sentence (the service's default, "redecode").
+    rounds=(off); [[ ${SPANS:-plain span} == *span* ]] && rounds+=(redecode)
     for span in "${rounds[@]}"; do
       for name in "${names[@]}"; do
         path=$RUNS/$name/adapter; [ "$name" = shipped ] && path=/tmp/ft-shipped-adapter
-        tag=$name${span:+-span}
-        timeout 280 python3 -m viggo.evaluate --data "$DATA" --adapter "viggo=$path" --max-num-seqs 256 $span \
-          --out "$OUT/preds-$tag.jsonl" --json-out "$OUT/eval-$tag.json" >"$OUT/eval-$tag.log" 2>&1 &
+        tag=$name; [ "$span" = off ] || tag=$name-span
+        timeout 280 python3 -m viggo.evaluate --data "$DATA" --adapter "viggo=$path" --max-num-seqs 256 \
+          --span-values "$span" --out "$OUT/preds-$tag.jsonl" --json-out "$OUT/eval-$tag.json" >"$OUT/eval-$tag.log" 2>&1 &
       done
       wait
-      echo "evaluated ${span:-plain} at ${SECONDS}s"
+      echo "evaluated span values $span at ${SECONDS}s"
     done
     for f in "$OUT"/eval-*.json; do
       python3 -c "import json,sys; d=json.load(open(sys.argv[1])); print(sys.argv[1].split('/')[-1], d.get('exact_match'), d.get('slot_f1'), d.get('act_accuracy'))" "$f"

@@ -31,3 +31,13 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     assert settings.max_num_seqs == 12
     assert settings.api_key is not None and settings.api_key.get_secret_value() == "s3cret"
     assert "s3cret" not in repr(settings)
+
+
+def test_viggo_span_values_takes_its_modes_and_the_old_flag(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert ServiceSettings().viggo_span_values == "redecode"
+    assert ServiceSettings(viggo_span_values="always").viggo_span_values == "always"
+    monkeypatch.setenv("VIGGO_SPAN_VALUES", "True")  # the flag it was: true meant a grammar per request
+    assert ServiceSettings().viggo_span_values == "always"
+    assert ServiceSettings(viggo_span_values=False).viggo_span_values == "off"
+    with pytest.raises(ValidationError, match="viggo_span_values"):
+        ServiceSettings(viggo_span_values="sometimes")

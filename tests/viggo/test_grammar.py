@@ -11,7 +11,7 @@ import xgrammar as xgr
 
 from tests.viggo.conftest import matcher_for
 from viggo.dataset import load_examples
-from viggo.grammar import MR_GRAMMAR, build_grammar, value_spans
+from viggo.grammar import MR_GRAMMAR, SPAN_ATTRIBUTES, build_grammar, outside_spans, value_spans
 from viggo.grounding import OPEN_ATTRIBUTES
 from viggo.mr import MeaningRepresentation
 from viggo.ontology import MAX_LIST_ITEMS
@@ -119,3 +119,39 @@ def test_span_grammar_accepts_the_corpus_mr_of_every_sentence_whose_values_occur
     assert len(verbatim) > 190
     rejected = [ex.mr for ex in verbatim if not matcher_for(build_grammar(value_spans(ex.sentence)))(ex.mr)]
     assert rejected == []
+
+
+def _variants(mr: MeaningRepresentation) -> list[MeaningRepresentation]:
+    """`mr` and copies with one open value changed: in another case (still from the sentence), with a word
+    added or a letter dropped (no longer from it), or left empty as `request_attribute` asks."""
+    out = [mr]
+    for attribute in SPAN_ATTRIBUTES:
+        value = mr.attributes.get(attribute)
+        if isinstance(value, str) and value:
+            for changed in (value.upper(), value.swapcase(), f"{value} Deluxe", value[:-1]):
+                if changed:
+                    out.append(MeaningRepresentation(mr.act, {**mr.attributes, attribute: changed}))
+    out.append(MeaningRepresentation("request_attribute", {"developer": ""}))
+    return out
+
+
+def test_outside_spans_says_exactly_when_the_span_grammar_refuses_an_mr(viggo_data: Path) -> None:
+    """The re-decoding decision stands in for the span grammar: an MR it calls inside must be one the grammar
+    accepts (so greedy decoding under it gives the same MR), and one it calls outside one the grammar refuses."""
+    verdicts = {True: 0, False: 0}
+    for example in load_examples(viggo_data, "valid")[:120]:
+        spans = value_spans(example.sentence)
+        accepts = matcher_for(build_grammar(spans))
+        for mr in _variants(MeaningRepresentation.parse(example.mr)):
+            inside = not outside_spans(mr.attributes, spans)
+            assert inside is accepts(mr.to_string()), (example.sentence, mr.to_string())
+            verdicts[inside] += 1
+    assert verdicts[True] > 250 and verdicts[False] > 250
+
+
+def test_outside_spans_names_the_attributes_and_checks_list_items() -> None:
+    spans = value_spans(SENTENCE)
+    attributes = {"name": "need for speed: PAYBACK", "developer": "EA", "specifier": "", "rating": "excellent"}
+    assert outside_spans(attributes, spans) == ["developer"]  # closed slots and empty values are not spans
+    assert outside_spans({"developer": ["Ghost Games", "Criterion"]}, spans) == ["developer"]
+    assert outside_spans({"name": "Payback"}, []) == ["name"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from viggo.metrics import score
+from viggo.metrics import score, score_by_act
 
 
 def test_metrics_hand_made() -> None:
@@ -44,3 +44,14 @@ def test_metrics_unparseable_and_order() -> None:
 
 def test_metrics_empty() -> None:
     assert score([], []).exact_match == 0.0
+
+
+def test_scores_by_reference_act() -> None:
+    references = ["inform(name[Halo])", "request(specifier[scary])", "inform(name[Doom])"]
+    predictions = ["inform(name[Halo])", "inform(specifier[scary])", None]
+    by_act = score_by_act(predictions, references)
+    assert list(by_act) == ["inform", "request"]
+    assert by_act["inform"].count == 2 and by_act["inform"].exact_match == pytest.approx(1 / 2)
+    assert by_act["request"].act_accuracy == 0 and by_act["request"].slot_f1 == 1.0
+    with pytest.raises(ValueError, match="3 references"):
+        score_by_act(predictions[:2], references)

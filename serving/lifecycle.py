@@ -59,6 +59,8 @@ log = logging.getLogger(__name__)
 # uvicorn's exit status when the application's startup failed (uvicorn.config.STARTUP_FAILURE): what the
 # worker exits with when the service's __init__ or a startup hook raised.
 STARTUP_FAILED_EXIT = 3
+# Python's exit status after an uncaught exception.
+UNCAUGHT_EXCEPTION_EXIT = 1
 # Beyond the grace period: stopping the engine and the worker's exit (a few seconds on CPU and GPU).
 WORKER_EXIT_MARGIN_S = 30.0
 # After the cut, how long the aborted requests get to send their last bytes before uvicorn shuts down.
@@ -136,10 +138,13 @@ def _after_worker_exit(watcher: Any, arbiter: Any, hook_name: str, **info: Any) 
 
 
 def _quiet_startup_failure(excepthook: Callable[..., Any]) -> Callable[..., Any]:
-    """The arbiter's exception after a failed start is no news: the worker's error and ours are logged."""
+    """The arbiter's exception after a failed start is no news: the worker's error and ours are logged. Any other
+    exception that ends `bentoml serve` (its port taken, say) is printed, and the exit it causes is logged as 1."""
 
     def hook(kind: type[BaseException], value: BaseException, traceback: Any) -> None:
         if not _ServeProcess.exit_status:
+            if not issubclass(kind, KeyboardInterrupt):  # Python ends that one by SIGINT, not with a status
+                _ServeProcess.exit_status = UNCAUGHT_EXCEPTION_EXIT
             excepthook(kind, value, traceback)
 
     return hook

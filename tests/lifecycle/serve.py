@@ -90,8 +90,8 @@ def start_serve(env: dict[str, str], log_path: Path, timeout_s: float = STARTUP_
     return serve
 
 
-def launch(env: dict[str, str], log_path: Path) -> Serve:
-    port = free_port()
+def launch(env: dict[str, str], log_path: Path, port: int | None = None) -> Serve:
+    port = port or free_port()
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         proc = subprocess.Popen(

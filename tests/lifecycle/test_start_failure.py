@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from serving.lifecycle import STARTUP_FAILED_EXIT
+from serving.lifecycle import STARTUP_FAILED_EXIT, UNCAUGHT_EXCEPTION_EXIT
 from tests.lifecycle.serve import launch
 
 # Importing BentoML, vLLM and torch takes most of it on CI's 2 cores; the model lookup itself fails at once.
@@ -31,3 +32,23 @@ def test_a_model_that_cannot_be_found_ends_bentoml_serve(tmp_path: Path) -> None
         assert serve.still_running() == []
     finally:
         serve.kill_all()
+
+
+def test_a_port_in_use_ends_bentoml_serve_with_a_failure_status(tmp_path: Path) -> None:
+    """circus cannot bind the port: `bentoml serve` exits at once with status 1, and its last line says so (it
+    said "exits (status 0)" while the process exited with 1)."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        serve = launch({}, tmp_path / "serve.log", port=taken.getsockname()[1])
+        try:
+            try:
+                exit_code = serve.proc.wait(timeout=EXIT_WITHIN_S)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"bentoml serve still running {EXIT_WITHIN_S} s after its port was found taken")
+            log = serve.log()
+            assert exit_code == UNCAUGHT_EXCEPTION_EXIT, log[-3000:]
+            assert "Address already in use" in log and "bentoml serve exits (status 1)" in log, log[-3000:]
+            assert serve.still_running() == []
+        finally:
+            serve.kill_all()

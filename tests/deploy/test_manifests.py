@@ -446,6 +446,8 @@ def test_dashboard_covers_what_operators_watch() -> None:
         "admission_rejected_total",
         "extraction_job_records_total",
         "extraction_jobs_running",
+        "viggo_ungrounded_values_total",
+        "viggo_redecoded_answers_total",
     }
 
 

@@ -16,6 +16,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import get_args
 
 from tqdm.auto import tqdm
 
@@ -179,7 +180,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--span-values",
         nargs="?",
         const="always",
-        choices=["off", "redecode", "always"],
+        choices=get_args(SpanValues),
         help="open-slot values from the sentence's words (the service's viggo_span_values; default: as the "
         "service, redecode); alone: always",
     )

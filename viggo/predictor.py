@@ -97,16 +97,18 @@ class ViggoPredictor:
         return prompt_ids
 
     async def _generate(self, sentence: str, prompt_ids: list[int], adapter: str | None) -> ViggoPrediction:
-        spans = value_spans(sentence) if self.span_values != "off" else []
-        first_grammar = build_grammar(spans) if self.span_values == "always" else MR_GRAMMAR
-        mr = await self._decode(prompt_ids, first_grammar, adapter)
+        always = self.span_values == "always"
+        mr = await self._decode(prompt_ids, build_grammar(value_spans(sentence)) if always else MR_GRAMMAR, adapter)
         # The model's own answer decides `grounded`: an invented value says the sentence may not be about a game,
         # also when the second decoding below replaces it with words of the sentence.
         ungrounded = ungrounded_attributes(mr, sentence)
-        redecoded = self.span_values == "redecode" and bool(spans) and bool(outside_spans(mr.attributes, spans))
-        if redecoded:
-            REDECODED.inc()
-            mr = await self._decode(prompt_ids, build_grammar(spans), adapter)
+        redecoded = False
+        if self.span_values == "redecode":
+            spans = value_spans(sentence)
+            if spans and outside_spans(mr.attributes, spans):
+                redecoded = True
+                REDECODED.inc()
+                mr = await self._decode(prompt_ids, build_grammar(spans), adapter)
         return ViggoPrediction(
             mr=mr.to_string(),
             act=mr.act,

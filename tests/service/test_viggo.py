@@ -99,3 +99,7 @@ def test_evaluate_cli_over_http(server, tmp_path: Path) -> None:
         assert 0 <= scores[key] <= 1
     assert scores["sentences_per_s"] > 0
     assert "exact match" in result.stdout
+    # Per reference act: every sentence counted once, with the table printed after the totals.
+    assert sum(act["count"] for act in scores["per_act"].values()) == 8 and set(scores["per_act"]) <= set(ACTS)
+    assert "act acc" in result.stdout and 0 <= scores["redecoded"] <= 8
+    assert all(isinstance(record["redecoded"], bool) for record in records)

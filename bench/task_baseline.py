@@ -11,7 +11,9 @@ structured-output constraint, same sampling parameters. Then one of three target
 - `offline`: ViGGO's recorded requests through vLLM's offline `LLM.generate`, all at once (what a batch
   evaluation without a server does);
 - `jobs`: the service's extraction job API (`/extract_entities_job`, `/viggo_job`) over corpora of the same texts,
-  records/s from the job manifests.
+  records/s from the job manifests;
+- `prep`: no engine and no HTTP: the microseconds per request of the service's own work before its engine request
+  (candidate proposal, prompt messages, chat template, token ids, constraint), in this process.
 
 No NER or ViGGO logic runs in the timed loop of `raw`, so service/raw is what the service's own work per
 request (candidate proposal, grounding, validation, HTTP) costs. Texts: NER the frozen held-out sentences
@@ -22,6 +24,7 @@ k mod n on every target.
     python -m bench.task_baseline raw --url http://127.0.0.1:8000 --adapter viggo --concurrency 16,64,256 --out raw.json
     python -m bench.task_baseline offline --adapter viggo=finetune/adapters/viggo-smollm2 --out offline.json
     python -m bench.task_baseline jobs --url http://127.0.0.1:3000 --corpus-dir /srv/in --records 4096 --out jobs.json
+    python -m bench.task_baseline prep --out prep.json                        # the service's own work, µs per request
     python -m bench.task_baseline report svc.json raw.json offline.json jobs.json   # the table, ratios service/raw
 """
 
@@ -228,6 +231,46 @@ def run_offline(args: argparse.Namespace, tokenizer: Any) -> dict[str, Any]:
     }
 
 
+def run_prep(args: argparse.Namespace, tokenizer: Any) -> dict[str, Any]:
+    """The service's own work before each engine request, per prompt the service builds: best of `--repeats` passes
+    over all texts in one event loop (an `asyncio.run` per text would cost more than some of what is timed)."""
+    from ner.extractor import EntityExtractor
+    from serving.settings import ServiceSettings
+    from viggo.predictor import ViggoPredictor
+
+    settings = ServiceSettings()
+    recorder = RecordingRenderer(tokenizer, settings.max_model_len)
+
+    def extractor(adapter: str | None) -> EntityExtractor:
+        return EntityExtractor(recorder, max_text_chars=settings.max_text_chars, labelling_adapter=adapter)
+
+    predictor = ViggoPredictor(recorder, span_values=settings.viggo_span_values)
+    texts, sentences = ner_texts(), viggo_sentences(args.viggo_csv)
+    cases: dict[str, tuple[Callable[[str], Any], list[str]]] = {
+        "extract_entities, tuned labelling adapter (the default)": (extractor(settings.ner_adapter).extract, texts),
+        "extract_entities, few-shot prompt (no labelling adapter)": (extractor(None).extract, texts),
+        "viggo, adapter": (lambda s: predictor.predict(s, settings.viggo_adapter), sentences),
+    }
+
+    async def each(make: Callable[[str], Any], items: list[str]) -> None:
+        for item in items:
+            with contextlib.suppress(_Recorded):
+                await make(item)
+
+    results: dict[str, Any] = {}
+    for case, (make, items) in cases.items():
+        asyncio.run(each(make, items))  # warm: the tokenizer's cache, the grammar's compilation
+        passes = []
+        for _ in range(args.repeats):
+            started = time.perf_counter()
+            asyncio.run(each(make, items))
+            passes.append((time.perf_counter() - started) / len(items) * 1e6)
+        results[case] = {"requests": len(items), "us_per_request": round(min(passes), 1)}
+        print(f"[task-baseline] prep {case}: {min(passes):.0f} µs per request (best of {args.repeats}, "
+              f"{len(items)} texts)", flush=True)  # fmt: skip
+    return results
+
+
 def write_corpora(folder: Path, records: int, viggo_csv: Path = VIGGO_CSV) -> dict[str, str]:
     """`records` NER texts (JSONL) and ViGGO sentences (CSV), the benchmark's texts in turn; the job sources."""
     texts, sentences = ner_texts(), viggo_sentences(viggo_csv)
@@ -317,7 +360,7 @@ def report(paths: Sequence[Path]) -> str:
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", choices=["service", "raw", "offline", "jobs", "report"])
+    parser.add_argument("target", choices=["service", "raw", "offline", "jobs", "prep", "report"])
     parser.add_argument("files", nargs="*", type=Path, help="report: the results JSON files")
     parser.add_argument("--url", default="http://127.0.0.1:3000")
     parser.add_argument("--api-key", default=None)
@@ -352,7 +395,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     # The tokenizer the service's engine loads: the same model folder.
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(ServiceSettings()).path)
-    _write(args, run_offline(args, tokenizer) if args.target == "offline" else run_http(args, tokenizer))
+    run = {"offline": run_offline, "prep": run_prep}.get(args.target, run_http)
+    _write(args, run(args, tokenizer))
     return 0
 
 

@@ -11,7 +11,15 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ner.candidates import SHIPPED_RULES, LabelRules, context_labels, name_endings, propose, unique_texts
+from ner.candidates import (
+    SHIPPED_RULES,
+    Candidate,
+    LabelRules,
+    context_labels,
+    name_endings,
+    propose,
+    unique_texts,
+)
 from ner.decoding import answer_json, label_scores, labelling_params, read_labels
 from ner.documents import Part, halves, pack
 from ner.grounding import ground, normal
@@ -101,25 +109,35 @@ class EntityExtractor:
         endings = name_endings(candidates)
         adapter = adapter or self.labelling_adapter
         messages = tuned_messages if adapter is not None and adapter == self.labelling_adapter else self.messages
+        parts = self.parts(text)
+        # A text that is one part (most requests: a sentence) has its candidates proposed once, not twice.
+        known = candidates if parts == [Part(0, len(text))] else None
         labelled = await asyncio.gather(
-            *(self._label_part(text, part, endings, adapter, messages) for part in self.parts(text))
+            *(self._label_part(text, part, endings, adapter, messages, known) for part in parts)
         )
-        parts = [part for group in labelled for part in group]
-        decided = merge((part.labels for part in parts), surname_persons=self.rules.surname_persons)
+        done = [part for group in labelled for part in group]
+        decided = merge((part.labels for part in done), surname_persons=self.rules.surname_persons)
         dates: list[tuple[EntityType, str]] = [("date", date) for date in unique_texts(candidates, "date")]
         scores = {normal(d.surface): d.score for d in decided} | {normal(date): 1.0 for _, date in dates}
         grounded = ground(text, [(d.type, d.surface) for d in decided] + dates, scores)
-        finishes = [part.finish for part in parts if part.finish is not None]
+        finishes = [part.finish for part in done if part.finish is not None]
         return grounded.above(min_score).extraction(
-            retries=sum(part.retries for part in parts), finish=finishes[-1] if finishes else None
+            retries=sum(part.retries for part in done), finish=finishes[-1] if finishes else None
         )
 
     async def _label_part(
-        self, text: str, part: Part, endings: frozenset[str], adapter: str | None, messages: Messages
+        self,
+        text: str,
+        part: Part,
+        endings: frozenset[str],
+        adapter: str | None,
+        messages: Messages,
+        candidates: list[Candidate] | None = None,
     ) -> list[_Labelled]:
-        """Labels for one part; a part whose prompt does not fit is labelled in halves."""
+        """Labels for one part (`candidates`: the part's own, where already proposed); a part whose prompt does not
+        fit is labelled in halves."""
         try:
-            return [await self._label(part.of(text), endings, adapter, messages)]
+            return [await self._label(part.of(text), endings, adapter, messages, candidates)]
         except _PromptTooLong as error:
             pieces = halves(text, part)
             if len(pieces) < 2:
@@ -129,8 +147,15 @@ class EntityExtractor:
             )
             return [labelled for group in groups for labelled in group]
 
-    async def _label(self, text: str, endings: frozenset[str], adapter: str | None, messages: Messages) -> _Labelled:
-        candidates = propose(text)
+    async def _label(
+        self,
+        text: str,
+        endings: frozenset[str],
+        adapter: str | None,
+        messages: Messages,
+        candidates: list[Candidate] | None = None,
+    ) -> _Labelled:
+        candidates = propose(text) if candidates is None else candidates
         names = labelling_names(candidates)
         if not names:  # nothing for the model to decide
             return _Labelled()

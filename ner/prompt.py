@@ -110,11 +110,23 @@ def to_chat(messages: Sequence[BaseMessage]) -> list[dict[str, str]]:
     return [{"role": _ROLES[message.type], "content": str(message.content)} for message in messages]
 
 
+_SLOT = "\x00request\x00"  # stands for the request while a prompt's fixed part is formatted; no text contains it
+
+
 def messages_for(prompt: ChatPromptTemplate) -> Messages:
-    """The chat messages that label `names` in `text` with this prompt."""
+    """The chat messages that label `names` in `text` with this prompt.
+
+    LangChain formats the fixed part (system message, few-shot turns) once, here: formatting all of it again for
+    every request took ~0.3 ms, 5% of the serving process's event loop at 256 concurrent NER requests on the H100
+    (bench/results/h100-tasks.md). The request is the template's last message and its only variable.
+    """
+    *fixed, last = to_chat(prompt.format_messages(request=_SLOT))
+    if last != {"role": "user", "content": _SLOT} or any(_SLOT in message["content"] for message in fixed):
+        raise ValueError("a labelling prompt must end with the human message '{request}', its only variable")
 
     def messages(text: str, names: Sequence[str]) -> list[dict[str, str]]:
-        return to_chat(prompt.format_messages(request=request_text(text, names)))
+        # Copies: a caller may change the messages it gets without changing the next request's prompt.
+        return [*(dict(message) for message in fixed), {"role": "user", "content": request_text(text, names)}]
 
     return messages
 

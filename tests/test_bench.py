@@ -162,6 +162,21 @@ def test_task_baseline_reports_the_median_repetition_and_the_ranges(tmp_path: Pa
     assert "| 70.0 | 70.0 | **1.00** |" in task_baseline.report([tmp_path / "service.json", tmp_path / "raw.json"])
 
 
+def test_task_baseline_prep_times_the_services_own_work_per_request(tmp_path: Path) -> None:
+    """`prep` runs the service's NER and ViGGO code up to the engine on every text and writes µs per request."""
+    out = tmp_path / "prep.json"
+    assert task_baseline.main(["prep", "--repeats", "1", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())["results"]
+    assert set(results) == {
+        "extract_entities, tuned labelling adapter (the default)",
+        "extract_entities, few-shot prompt (no labelling adapter)",
+        "viggo, adapter",
+    }
+    assert results["viggo, adapter"]["requests"] == len(task_baseline.viggo_sentences())
+    for figures in results.values():
+        assert figures["requests"] > 0 and figures["us_per_request"] > 0
+
+
 @pytest.mark.engine
 def test_task_baseline_times_the_job_api(server) -> None:
     """`jobs` submits an NER and a ViGGO job through BentoML's task API and reports their manifests' records/s."""

@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import json
 
+import pytest
+from langchain_core.prompts import ChatPromptTemplate
 from transformers import PreTrainedTokenizerBase
 
 from ner.candidates import propose, unique_texts
-from ner.prompt import EXAMPLES, labelling_messages
+from ner.prompt import (
+    EXAMPLES,
+    SYSTEM,
+    TEMPLATE,
+    TUNED_SYSTEM,
+    labelling_messages,
+    messages_for,
+    request_text,
+    template,
+    to_chat,
+)
 
 
 def _render(tokenizer: PreTrainedTokenizerBase, text: str) -> str:
@@ -39,3 +51,27 @@ def test_prompt_messages_are_system_examples_then_request() -> None:
     assert [m["role"] for m in messages] == ["system"] + ["user", "assistant"] * len(EXAMPLES) + ["user"]
     assert messages[-1]["content"] == "Text: Tim Cook spoke.\nCandidates: Tim Cook"
     assert json.loads(messages[2]["content"]) == EXAMPLES[0][1]
+
+
+@pytest.mark.parametrize("prompt", [TEMPLATE, template(TUNED_SYSTEM, ())], ids=["few-shot", "tuned"])
+def test_messages_are_what_langchain_formats_for_the_whole_template(prompt: ChatPromptTemplate) -> None:
+    """The fixed part is formatted once; every request still gets exactly the template's messages."""
+    messages = messages_for(prompt)
+    for text, names in [
+        ("Tim Cook spoke.", ["Tim Cook"]),
+        ("Zoë Çelik flew from Zürich to 東京 with {braces} and {request}.", ["Zoë Çelik", "Zürich", "東京"]),
+        ("Nothing here.", []),
+    ]:
+        assert messages(text, names) == to_chat(prompt.format_messages(request=request_text(text, names)))
+
+
+def test_a_caller_changing_its_messages_leaves_the_next_prompt_alone() -> None:
+    first = labelling_messages("Tim Cook spoke.", ["Tim Cook"])
+    first[0]["content"] = "changed"
+    assert labelling_messages("Tim Cook spoke.", ["Tim Cook"])[0]["content"] == SYSTEM
+
+
+def test_a_template_whose_request_is_not_its_last_message_is_refused() -> None:
+    swapped = ChatPromptTemplate.from_messages([("human", "{request}"), ("system", "Label the names.")])
+    with pytest.raises(ValueError, match="must end with the human message"):
+        messages_for(swapped)

@@ -14,8 +14,8 @@
 #   bash bench/gpu_tasks.sh starts N       N more starts of each, alternating: process start to ready
 #   bash bench/gpu_tasks.sh convert        only the model's conversion (carry the last part; for other scripts)
 # Environment: OUT (what comes back); REPEATS (runs of each task level, default 3; the median is reported); PARTS
-# (what the service/raw phase runs besides the task levels, default "jobs chat offline": the job API, the chat
-# loads, offline LLM.generate). Every start's seconds to ready: /tmp/starts.txt (all calls), copied to $OUT.
+# (what the service/raw phase runs besides the task levels, default "jobs chat offline prep": the job API, the chat
+# loads, offline LLM.generate, the service's own work per request before the engine on the host's CPU). Every start's seconds to ready: /tmp/starts.txt (all calls), copied to $OUT.
 set -uo pipefail
 PHASE=$1; ARG=${2:-}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
@@ -44,7 +44,7 @@ CSV=$C/viggo-valid.csv
 # Named, not bundled: a snapshot (snap.tar) is made without finetune/adapters.
 export ADAPTERS=viggo=$ADAPTER,ner=$NER_PATH VIGGO_ADAPTER=viggo NER_ADAPTER=ner PERSIST_RESULTS=false
 export RESULTS_URI=/tmp/job-results SPOOL_DIR=/tmp/spool JOB_INPUT_ROOTS=/tmp/job-in
-REPEATS=${REPEATS:-3}; PARTS=${PARTS:-jobs chat offline}
+REPEATS=${REPEATS:-3}; PARTS=${PARTS:-jobs chat offline prep}
 PORT=3100; URL=http://127.0.0.1:$PORT
 RAW_ARGS=$(python3 -c "from serving.engine import resolve_model, vllm_cli_args; from serving.settings import \
 ServiceSettings; s = ServiceSettings(); print(' '.join(vllm_cli_args(s, resolve_model(s))))")
@@ -91,6 +91,8 @@ case $PHASE in
     [[ $PARTS == *jobs* ]] && timeout 150 python3 -m bench.task_baseline jobs --url $URL --corpus-dir /tmp/job-in \
       --records 2048 --viggo-csv "$CSV" --out "$OUT/tasks-jobs.json"
     [[ $PARTS == *chat* ]] && chat service
+    [[ $PARTS == *prep* ]] && timeout 120 python3 -m bench.task_baseline prep --repeats 5 --viggo-csv "$CSV" \
+      --out "$OUT/tasks-prep.json" 2>&1 | grep task-baseline
     stop; tail -c 60000 /tmp/service.log >"$OUT/service.log" ;;
   raw)
     start raw || exit 4

@@ -37,6 +37,7 @@ from serving.protocol import (
 )
 from serving.request_limits import RequestLimits, RequestLimitsMiddleware
 from serving.settings import ServiceSettings
+from serving.tracing import bentoml_sample_rate, excluded_urls, warn_if_sampled_but_excluded
 from viggo.protocol import ViggoPrediction
 
 # BentoML shows INFO records of its own loggers only; the service's state changes (drain, spool, adapters) too.
@@ -63,9 +64,10 @@ StopStrings = Annotated[list[Annotated[str, Field(min_length=1)]] | None, Field(
     traffic={"concurrency": settings.max_num_seqs, "timeout": settings.request_timeout_s},
     resources={"gpu": settings.tensor_parallel_size},
     endpoints={"livez": "/livez", "readyz": "/readyz"},
-    # A span per streamed chunk: tracing the streaming endpoints cost /generate a third of its throughput
-    # at concurrency 256 on an H100 (bench/results/h100-attribution.md); they are traced only when asked.
-    tracing={"excluded_urls": [] if settings.trace_streams else ["/v1/", "/generate"]},
+    # Traced only when asked: the middleware's per-request work costs throughput even where nothing is sampled.
+    tracing={
+        "excluded_urls": excluded_urls(trace_requests=settings.trace_requests, trace_streams=settings.trace_streams)
+    },
 )
 class LLMService:
     """LLM serving on vLLM: streaming generation, OpenAI-compatible /v1, entity and ViGGO extraction."""
@@ -117,6 +119,9 @@ class LLMService:
             await self.adapters.register(name, source)
         await self.store.start()
         await openai_app.start(app)
+        warn_if_sampled_but_excluded(
+            bentoml_sample_rate(), trace_requests=settings.trace_requests, trace_streams=settings.trace_streams
+        )
         lifecycle.start()
 
     @bentoml.on_shutdown

@@ -91,19 +91,21 @@ def label_scores(
     for match in _VALUE.finditer(output):
         start, end = match.span(1)
         logprob, covered, token = 0.0, False, synced
-        while token < len(token_ids):
-            piece_start = synced_at + len(decode(token_ids[synced:token]))
-            if piece_start >= end:
-                break
-            if synced_at + len(decode(token_ids[synced : token + 1])) > start:  # the token spells the label
+        # len(decode(token_ids[synced:token])), carried from one token to the next: one decode per token, which
+        # runs on the event loop for every label of every request.
+        before = 0
+        while token < len(token_ids) and synced_at + before < end:
+            after = len(decode(token_ids[synced : token + 1]))
+            if synced_at + after > start:  # the token spells the label
                 chosen = logprobs[token].get(token_ids[token]) if token < len(logprobs) else None
                 if chosen is None:
                     break
                 logprob += chosen.logprob
                 covered = True
+            before = after
             token += 1
         # Decoding from the last sync point keeps a character split across tokens whole.
-        synced_at += len(decode(token_ids[synced:token]))
+        synced_at += before
         synced = token
         scores.append(math.exp(logprob) if covered else None)
     return scores

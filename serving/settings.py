@@ -133,12 +133,19 @@ class ServiceSettings(BaseSettings):
     api_key: SecretStr | None = Field(
         None, description="When set, every endpoint but health checks needs `Authorization: Bearer <key>`."
     )
+    trace_requests: bool = Field(
+        False,
+        description="Let BentoML's OpenTelemetry middleware trace every endpoint but the streaming ones (task "
+        "endpoints, jobs, admin, health). Its per-request spans cost ~10% of the event loop at /extract_entities "
+        "concurrency 256 on an H100 even when BentoML's sample_rate is 0 and nothing is exported "
+        "(serving/tracing.py); set it with a BentoML tracing exporter and sample_rate.",
+    )
     trace_streams: bool = Field(
         False,
         description="Let BentoML's OpenTelemetry middleware trace the streaming endpoints (/v1 and /generate). It "
         "opens a span per streamed chunk, which cost /generate a third of its throughput at concurrency 256 "
         "(bench/results/h100-attribution.md); vLLM can trace its own requests instead (`--otlp-traces-endpoint` "
-        "in vllm_args). The other endpoints are always traced.",
+        "in vllm_args).",
     )
     max_concurrency: Annotated[int, Ge(1)] | None = Field(
         None,

@@ -1,0 +1,45 @@
+"""Which requests BentoML's OpenTelemetry middleware traces, checked with OpenTelemetry's own URL matching."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from opentelemetry.util.http import ExcludeList
+
+from serving.tracing import bentoml_sample_rate, excluded_urls, warn_if_sampled_but_excluded
+
+STREAMS = ["http://127.0.0.1:3000/v1/completions", "https://svc.example:443/v1/models", "http://host/generate"]
+REQUESTS = [
+    "http://127.0.0.1:3000/extract_entities",
+    "http://host/viggo",
+    "http://host/extract_entities_job/submit",
+    "http://host/generate_later",  # not the stream: only /generate itself is
+    "http://host/readyz",
+    "http://host/",
+]
+
+
+@pytest.mark.parametrize("trace_requests", [False, True])
+@pytest.mark.parametrize("trace_streams", [False, True])
+def test_each_setting_traces_exactly_its_paths(trace_requests: bool, trace_streams: bool) -> None:
+    excluded = ExcludeList(excluded_urls(trace_requests=trace_requests, trace_streams=trace_streams))
+    assert [excluded.url_disabled(url) for url in STREAMS] == [not trace_streams] * len(STREAMS)
+    assert [excluded.url_disabled(url) for url in REQUESTS] == [not trace_requests] * len(REQUESTS)
+
+
+def test_a_sampling_bentoml_with_requests_left_out_is_warned_about(caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="serving.tracing"):
+        warn_if_sampled_but_excluded(0.5, trace_requests=False, trace_streams=True)
+    assert "TRACE_REQUESTS=true" in caplog.text and "0.5" in caplog.text
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="serving.tracing"):
+        warn_if_sampled_but_excluded(None, trace_requests=False, trace_streams=False)  # BentoML's default
+        warn_if_sampled_but_excluded(0.0, trace_requests=False, trace_streams=False)
+        warn_if_sampled_but_excluded(1.0, trace_requests=True, trace_streams=True)
+    assert caplog.text == ""
+
+
+def test_bentomls_default_configuration_samples_nothing() -> None:
+    # Why the default leaves every request out: BentoML records no span unless a sample rate is set.
+    assert not bentoml_sample_rate()

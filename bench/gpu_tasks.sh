@@ -86,6 +86,7 @@ case $PHASE in
     fi
     : >/tmp/tasks.log
     timeout 400 python3 -m bench.task_baseline service --url $URL --concurrency "$ARG" --repeats "$REPEATS" \
+      --cpu-pid "$(pgrep -f _bentoml_impl.worker.service | head -1)" \
       --viggo-csv "$CSV" --out "$OUT/tasks-service.json" 2>&1 | tee /tmp/tasks.log | grep task-baseline
     [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null
     [[ $PARTS == *jobs* ]] && timeout 150 python3 -m bench.task_baseline jobs --url $URL --corpus-dir /tmp/job-in \
@@ -97,7 +98,7 @@ case $PHASE in
   raw)
     start raw || exit 4
     timeout 400 python3 -m bench.task_baseline raw --url $URL --adapter viggo --concurrency "$ARG" --repeats "$REPEATS" \
-      --viggo-csv "$CSV" --out "$OUT/tasks-raw.json"
+      --cpu-pid $SVC --viggo-csv "$CSV" --out "$OUT/tasks-raw.json"
     [[ $PARTS == *chat* ]] && chat raw
     stop; tail -c 30000 /tmp/raw.log >"$OUT/raw.log"
     [[ $PARTS == *offline* ]] && timeout 240 python3 -m bench.task_baseline offline --adapter "viggo=$ADAPTER" --sentences 1024 --viggo-csv "$CSV" \

@@ -35,6 +35,7 @@ import asyncio
 import contextlib
 import csv
 import json
+import os
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -163,18 +164,31 @@ def service_body(task: str, text: str) -> dict[str, Any]:
     return {"text": text, "persist": False} if task == "extract_entities" else {"sentence": text}
 
 
-def _level(url: str, headers: dict[str, str], bodies: list[dict[str, Any]], c: int) -> dict[str, Any]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid`, all its threads, its child processes (vLLM's engine core) not."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+
+
+def _level(
+    url: str, headers: dict[str, str], bodies: list[dict[str, Any]], c: int, cpu_pid: int | None
+) -> dict[str, Any]:
     drive(url, headers, bodies[:1], 1, timeout_s=600)  # warm-up (the grammar's first compilation)
+    before = cpu_seconds(cpu_pid) if cpu_pid else 0.0
     figures = drive(url, headers, bodies, c)
     figures.pop("output_tokens", None)
+    if cpu_pid:
+        # The front end's own work per request (HTTP, the service's code, vLLM's input and output processing),
+        # which at high request rates bounds throughput while the GPU waits.
+        figures["frontend_cpu_ms_per_request"] = round((cpu_seconds(cpu_pid) - before) * 1000 / len(bodies), 3)
     return figures
 
 
 def median_row(reps: list[dict[str, Any]]) -> dict[str, Any]:
     """The repetition with the median request rate, and every repetition's rate and p50 beside it."""
     ranked = sorted(reps, key=lambda row: row["request_throughput"])
-    kept = ("request_throughput", "p50_latency_ms")
-    return ranked[(len(ranked) - 1) // 2] | {"repetitions": [{key: r[key] for key in kept} for r in reps]}
+    kept = ("request_throughput", "p50_latency_ms", "frontend_cpu_ms_per_request")
+    return ranked[(len(ranked) - 1) // 2] | {"repetitions": [{key: r[key] for key in kept if key in r} for r in reps]}
 
 
 def run_http(args: argparse.Namespace, tokenizer: Any) -> dict[str, Any]:
@@ -196,10 +210,11 @@ def run_http(args: argparse.Namespace, tokenizer: Any) -> dict[str, Any]:
                 url, bodies = f"{args.url}/{task}", [service_body(task, text) for text, _ in picked]
             reps = []
             for rep in range(args.repeats):
-                reps.append(_level(url, headers, bodies, c))
+                reps.append(_level(url, headers, bodies, c, args.cpu_pid))
+                cpu = reps[-1].get("frontend_cpu_ms_per_request")
                 print(f"[task-baseline] {args.target} {task} c={c} rep {rep + 1}/{args.repeats}: {reps[-1]['ok']}/{n} "
-                      f"ok, {reps[-1]['request_throughput']:.1f} req/s, p50 {reps[-1]['p50_latency_ms']:.0f} ms",
-                      flush=True)  # fmt: skip
+                      f"ok, {reps[-1]['request_throughput']:.1f} req/s, p50 {reps[-1]['p50_latency_ms']:.0f} ms"
+                      + (f", front end {cpu:.2f} CPU ms/request" if cpu is not None else ""), flush=True)  # fmt: skip
             rows.append(median_row(reps) | {"texts": len(items)})
         results[task] = rows
     return results
@@ -349,6 +364,16 @@ def report(paths: Sequence[Path]) -> str:
                 f"{s_row['p50_latency_ms']:.0f} / {s_row['p99_latency_ms']:.0f} | "
                 f"{r_row['p50_latency_ms']:.0f} / {r_row['p99_latency_ms']:.0f} |"
             )
+    cpu_rows = [
+        f"| /{task} | {s_row['concurrency']} | {s_row['frontend_cpu_ms_per_request']:.2f} | "
+        f"{r_row['frontend_cpu_ms_per_request']:.2f} |"
+        for task in ("extract_entities", "viggo")
+        for s_row, r_row in zip(service.get(task, []), raw.get(task, []), strict=False)
+        if "frontend_cpu_ms_per_request" in s_row and "frontend_cpu_ms_per_request" in r_row
+    ]
+    if cpu_rows:
+        lines += ["", "| task | concurrency | service front-end CPU ms/request | raw vLLM front-end CPU ms/request |",
+                  "|---|---:|---:|---:|", *cpu_rows]  # fmt: skip
     for endpoint, manifest in runs.get("jobs", {}).get("results", {}).items():
         lines.append(f"\n`/{endpoint}` over {manifest['counts']['read']} records: {manifest['status']}, "
                      f"{manifest['records_per_s']} records/s ({manifest['counts']}).")  # fmt: skip
@@ -376,6 +401,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--records", type=int, default=2048, help="jobs: records per corpus")
     parser.add_argument("--ner-source", default=None, help="jobs: an existing NER corpus the service can read")
     parser.add_argument("--viggo-source", default=None, help="jobs: an existing ViGGO corpus the service can read")
+    parser.add_argument("--cpu-pid", type=int, default=None,
+                        help="service/raw: the front-end process (BentoML's worker; raw vLLM's API server) whose CPU "
+                        "time per request is recorded")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     return parser.parse_args(argv)
 

@@ -9,6 +9,7 @@ import json
 import os
 import sys
 import tarfile
+import time
 import uuid
 from pathlib import Path
 
@@ -160,6 +161,21 @@ def test_task_baseline_reports_the_median_repetition_and_the_ranges(tmp_path: Pa
         (tmp_path / f"{target}.json").write_text(json.dumps({"target": target, "results": {"viggo": [single]}}))
     # one run (no "repetitions"): no ranges
     assert "| 70.0 | 70.0 | **1.00** |" in task_baseline.report([tmp_path / "service.json", tmp_path / "raw.json"])
+
+
+def test_task_baseline_reads_a_processs_cpu_time_and_reports_it_per_request(tmp_path: Path) -> None:
+    """`--cpu-pid`: /proc's CPU time of the front-end process, the same clock as the process' own."""
+    own, started = os.getpid(), time.process_time()
+    before = task_baseline.cpu_seconds(own)
+    while time.process_time() - started < 0.3:  # busy
+        pass
+    assert task_baseline.cpu_seconds(own) - before == pytest.approx(time.process_time() - started, abs=0.05)
+    row = {"concurrency": 8, "request_throughput": 5.0, "p50_latency_ms": 1.0, "p99_latency_ms": 2.0}
+    for target, cpu in (("service", 2.5), ("raw", 1.25)):
+        run = {"target": target, "results": {"extract_entities": [row | {"frontend_cpu_ms_per_request": cpu}]}}
+        (tmp_path / f"{target}.json").write_text(json.dumps(run))
+    table = task_baseline.report([tmp_path / "service.json", tmp_path / "raw.json"])
+    assert "| /extract_entities | 8 | 2.50 | 1.25 |" in table
 
 
 def test_task_baseline_prep_times_the_services_own_work_per_request(tmp_path: Path) -> None:

@@ -5,7 +5,8 @@
 # per request: on a CPU engine a request takes seconds, so the idle rate is part of the gross figure).
 #   bash bench/frontend_cpu.sh DIR service|raw LABEL     -> $OUT_DIR/LABEL.json, a line per figure in $OUT_DIR/summary.txt
 # DIR: a checkout (a `git worktree` of the commit to measure); both systems get the service's engine flags and the
-# shipped adapters. Environment: OUT_DIR (default /tmp/frontend-cpu), RPL (requests per level = RPL x 8, default 4).
+# shipped adapters; the service's settings come from the environment as usual (TRACE_REQUESTS=true, ...). Environment:
+# OUT_DIR (default /tmp/frontend-cpu), RPL (requests per level = RPL x 8, default 4), TASKS (default both).
 set -u
 DIR=$(cd "$1" && pwd); KIND=$2; LABEL=$3
 REPO=$(cd "$(dirname "$0")/.." && pwd); PY=$REPO/.venv/bin/python
@@ -33,6 +34,6 @@ cpu() { PYTHONPATH=$REPO "$PY" -c "from bench.task_baseline import cpu_seconds; 
 sleep 5; I0=$(cpu); sleep 20; I1=$(cpu)
 echo "$LABEL idle CPU ms/s: $("$PY" -c "print(round(($I1 - $I0) * 1000 / 20, 2))")" | tee -a "$OUT_DIR/summary.txt"
 PYTHONPATH=$REPO "$PY" -m bench.task_baseline "$KIND" --url $URL "${ADAPTER[@]}" --concurrency 8 --repeats 1 \
-  --requests-per-level "${RPL:-4}" --cpu-pid "$PID" --out "$OUT_DIR/$LABEL.json" 2>&1 | grep task-baseline \
+  --tasks "${TASKS:-extract_entities,viggo}" --requests-per-level "${RPL:-4}" --cpu-pid "$PID" --out "$OUT_DIR/$LABEL.json" 2>&1 | grep task-baseline \
   | sed "s/^/$LABEL /" | tee -a "$OUT_DIR/summary.txt"
 kill -TERM -- -$SVC; for _ in $(seq 40); do kill -0 $SVC 2>/dev/null || break; sleep 1; done; kill -KILL -- -$SVC 2>/dev/null

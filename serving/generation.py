@@ -218,8 +218,8 @@ class Generator(PromptRenderer):
         adapter: str | None = None,
         request_id: str | None = None,
     ) -> AsyncIterator[RequestOutput]:
-        """Yield the engine's outputs (cumulative unless `params.output_kind` asks for deltas); cancelling the
-        consumer aborts the engine request."""
+        """Yield the engine's outputs (cumulative unless `params.output_kind` asks for deltas, as text streams do, or
+        for the final one only, as `complete` does); cancelling the consumer aborts the engine request."""
         self.check_length(prompt_ids, params.max_tokens or 0)
         lora: LoRARequest | None = await self.adapters.resolve(adapter)
         request_id = request_id or uuid.uuid4().hex

@@ -286,6 +286,8 @@ def _levels(
                 seed = int(hashlib.sha256(f"{shape.name}/{c}/{rep}".encode()).hexdigest()[:8], 16)
                 prompts = make_prompts(tokenizer, n, shape.input_len, seed)
                 for endpoint in endpoints:
+                    # A profiler (bench/gpu_run.sh) waits for this line to sample the level itself.
+                    log(f"[stream] start rep {rep + 1}/{repeats} {shape.name} c={c} {ENDPOINTS[endpoint]}")
                     records = drive_level(target, endpoint, prompts, shape.output_len, c, pool, client_procs)
                     fig = figures(records, tokenizer)
                     row = rows.setdefault((endpoint, shape.name, c), {

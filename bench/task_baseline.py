@@ -26,6 +26,7 @@ k mod n on every target.
     python -m bench.task_baseline jobs --url http://127.0.0.1:3000 --corpus-dir /srv/in --records 4096 --out jobs.json
     python -m bench.task_baseline prep --out prep.json                        # the service's own work, µs per request
     python -m bench.task_baseline report svc.json raw.json offline.json jobs.json   # the table, ratios service/raw
+    python -m bench.task_baseline rounds svc1.json raw1.json svc2.json raw2.json ...  # several rounds, pooled
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ import csv
 import json
 import os
 import platform
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -383,10 +385,43 @@ def report(paths: Sequence[Path]) -> str:
     return "\n".join(lines)
 
 
+def rounds(paths: Sequence[Path]) -> str:
+    """Markdown over several rounds (pairs of service and raw files, each pair one after the other on one machine):
+    per task and concurrency, every repetition of each system pooled (median [min-max]), the ratio of the pooled
+    medians, and each round's own ratio of medians. One round's ratio swings with the machine's state (which system ran
+    first, a level's first batch shapes); the pooled figure and the per-round spread together say what holds."""
+    runs = [json.loads(p.read_text()) for p in paths]
+    targets = [run["target"] for run in runs]
+    if not runs or targets != ["service", "raw"] * (len(runs) // 2):
+        raise ValueError(f"rounds: pass service and raw files in pairs, service first (got {targets})")
+    pairs = [(s["results"], r["results"]) for s, r in zip(runs[::2], runs[1::2], strict=True)]
+    lines = [
+        f"| task | concurrency | service req/s, {len(pairs)} rounds | raw vLLM req/s | service / raw "
+        "| each round's service / raw |",
+        "|---|---:|---:|---:|---:|---|",
+    ]
+    for task in ("extract_entities", "viggo"):
+        for level, s_row in enumerate(pairs[0][0].get(task, [])):
+            s_rows = [service[task][level] for service, _ in pairs]
+            r_rows = [raw[task][level] for _, raw in pairs]
+            s_all = [rate for row in s_rows for rate in _rates(row)]
+            r_all = [rate for row in r_rows for rate in _rates(row)]
+            s_mid, r_mid = statistics.median(s_all), statistics.median(r_all)
+            each = ", ".join(
+                f"{s['request_throughput'] / r['request_throughput']:.2f}" for s, r in zip(s_rows, r_rows, strict=True)
+            )
+            lines.append(
+                f"| /{task} | {s_row['concurrency']} | {s_mid:.1f} [{min(s_all):.1f}-{max(s_all):.1f}] | "
+                f"{r_mid:.1f} [{min(r_all):.1f}-{max(r_all):.1f}] | **{s_mid / r_mid:.2f}** | {each} |"
+            )
+    return "\n".join(lines)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("target", choices=["service", "raw", "offline", "jobs", "prep", "report"])
-    parser.add_argument("files", nargs="*", type=Path, help="report: the results JSON files")
+    parser.add_argument("target", choices=["service", "raw", "offline", "jobs", "prep", "report", "rounds"])
+    parser.add_argument("files", nargs="*", type=Path,
+                        help="report: the results JSON files; rounds: service and raw files in pairs")  # fmt: skip
     parser.add_argument("--url", default="http://127.0.0.1:3000")
     parser.add_argument("--api-key", default=None)
     parser.add_argument("--model-name", default=None, help="raw: the served model (default: /v1/models' first)")
@@ -412,6 +447,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.target == "report":
         print(report(args.files))
+        return 0
+    if args.target == "rounds":
+        print(rounds(args.files))
         return 0
     if args.target == "jobs":
         _write(args, run_jobs(args))

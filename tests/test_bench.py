@@ -163,6 +163,23 @@ def test_task_baseline_reports_the_median_repetition_and_the_ranges(tmp_path: Pa
     assert "| 70.0 | 70.0 | **1.00** |" in task_baseline.report([tmp_path / "service.json", tmp_path / "raw.json"])
 
 
+def test_task_baseline_pools_rounds_and_shows_each_rounds_ratio(tmp_path: Path) -> None:
+    def write(name: str, target: str, *rates: float) -> Path:
+        reps = [{"concurrency": 256, "request_throughput": r, "p50_latency_ms": 1.0, "p99_latency_ms": 1.0}
+                for r in rates]  # fmt: skip
+        path = tmp_path / f"{name}.json"
+        path.write_text(json.dumps({"target": target, "results": {"viggo": [task_baseline.median_row(reps)]}}))
+        return path
+
+    files = [write("s1", "service", 90, 100, 110), write("r1", "raw", 100, 100, 100),
+             write("s2", "service", 60, 70, 80), write("r2", "raw", 100, 120, 140)]  # fmt: skip
+    table = task_baseline.rounds(files)
+    # pooled: service median of 60..110 is 85, raw 100; round 1: 100/100, round 2: 70/120
+    assert "| /viggo | 256 | 85.0 [60.0-110.0] | 100.0 [100.0-140.0] | **0.85** | 1.00, 0.58 |" in table
+    with pytest.raises(ValueError, match="in pairs, service first"):
+        task_baseline.rounds([files[1], files[0]])
+
+
 def test_task_baseline_reads_a_processs_cpu_time_and_reports_it_per_request(tmp_path: Path) -> None:
     """`--cpu-pid`: /proc's CPU time of the front-end process, the same clock as the process' own."""
     own, started = os.getpid(), time.process_time()

@@ -1,6 +1,7 @@
 """Start raw `vllm serve` and this service with the same engine flags, one at a time, on 127.0.0.1.
 
-`running` also starts the test session's service (tests/conftest.py).
+`running` also starts the test session's service (tests/conftest.py); `started` starts either from any checkout and
+hands back its process (bench/frontend_cpu.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 from serving.paths import REPO_ROOT
@@ -46,30 +48,49 @@ def service_command(port: int) -> list[str]:
     return [sys.executable, "-m", "bentoml", "serve", ".", "--host", "127.0.0.1", "--port", str(port)]
 
 
+@dataclass(frozen=True)
+class Server:
+    url: str
+    pid: int  # the started command's: the leader of its process group
+
+
 @contextmanager
-def running(
-    kind: str, cmd: list[str], env: dict[str, str], log_path: Path, ready_path: str, timeout_s: float = 1200
-) -> Iterator[str]:
-    """Start `cmd` in its own process group, yield its base URL once `ready_path` answers 200, stop it."""
+def started(
+    kind: str,
+    cmd: list[str],
+    env: dict[str, str],
+    log_path: Path,
+    ready_path: str,
+    timeout_s: float = 1200,
+    cwd: Path = REPO_ROOT,
+) -> Iterator[Server]:
+    """Start `cmd` in `cwd` in its own process group, yield it once `ready_path` answers 200, stop it."""
     port = int(cmd[cmd.index("--port") + 1])
     url = f"http://127.0.0.1:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            cmd, cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    started = time.monotonic()
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    begun = time.monotonic()
     try:
         while not _ok(url + ready_path):
             if proc.poll() is not None:
                 raise RuntimeError(f"{kind} exited with {proc.returncode}:\n{log_tail(log_path)}")
-            if time.monotonic() - started > timeout_s:
+            if time.monotonic() - begun > timeout_s:
                 raise RuntimeError(f"{kind} not ready within {timeout_s}s:\n{log_tail(log_path)}")
             time.sleep(1)
-        print(f"{kind} ready at {url} after {time.monotonic() - started:.0f} s", flush=True)
-        yield url
+        print(f"{kind} ready at {url} after {time.monotonic() - begun:.0f} s", flush=True)
+        yield Server(url, proc.pid)
     finally:
         _stop(proc)
+
+
+@contextmanager
+def running(
+    kind: str, cmd: list[str], env: dict[str, str], log_path: Path, ready_path: str, timeout_s: float = 1200
+) -> Iterator[str]:
+    """`started` from this checkout, yielding the base URL."""
+    with started(kind, cmd, env, log_path, ready_path, timeout_s) as server:
+        yield server.url
 
 
 def _stop(proc: subprocess.Popen) -> None:

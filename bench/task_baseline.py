@@ -26,7 +26,7 @@ k mod n on every target.
     python -m bench.task_baseline jobs --url http://127.0.0.1:3000 --corpus-dir /srv/in --records 4096 --out jobs.json
     python -m bench.task_baseline prep --out prep.json                        # the service's own work, µs per request
     python -m bench.task_baseline report svc.json raw.json offline.json jobs.json   # the table, ratios service/raw
-    python -m bench.task_baseline rounds svc1.json raw1.json svc2.json raw2.json ...  # several rounds, pooled
+    python -m bench.task_baseline rounds svc1.json raw1.json svc2.json raw2.json ... --plot r.png  # rounds, pooled
 """
 
 from __future__ import annotations
@@ -385,36 +385,74 @@ def report(paths: Sequence[Path]) -> str:
     return "\n".join(lines)
 
 
-def rounds(paths: Sequence[Path]) -> str:
-    """Markdown over several rounds (pairs of service and raw files, each pair one after the other on one machine):
-    per task and concurrency, every repetition of each system pooled (median [min-max]), the ratio of the pooled
-    medians, and each round's own ratio of medians. One round's ratio swings with the machine's state (which system ran
-    first, a level's first batch shapes); the pooled figure and the per-round spread together say what holds."""
+def round_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
+    """Several rounds (pairs of service and raw files, each pair one after the other on one machine), per task and
+    concurrency: every repetition's request rate of each system pooled, and each round's ratio of medians."""
     runs = [json.loads(p.read_text()) for p in paths]
     targets = [run["target"] for run in runs]
     if not runs or targets != ["service", "raw"] * (len(runs) // 2):
         raise ValueError(f"rounds: pass service and raw files in pairs, service first (got {targets})")
     pairs = [(s["results"], r["results"]) for s, r in zip(runs[::2], runs[1::2], strict=True)]
+    rows = []
+    for task in ("extract_entities", "viggo"):
+        for level, first in enumerate(pairs[0][0].get(task, [])):
+            s_rows = [service[task][level] for service, _ in pairs]
+            r_rows = [raw[task][level] for _, raw in pairs]
+            rows.append({
+                "task": task, "concurrency": first["concurrency"],
+                "service": [rate for row in s_rows for rate in _rates(row)],
+                "raw": [rate for row in r_rows for rate in _rates(row)],
+                "each": [s["request_throughput"] / r["request_throughput"]
+                         for s, r in zip(s_rows, r_rows, strict=True)],
+            })  # fmt: skip
+    return rows
+
+
+def rounds(paths: Sequence[Path]) -> str:
+    """Markdown: the pooled medians [min-max], their ratio, and each round's own ratio. One round's ratio swings with
+    the machine's state (which system ran first, a level's first batch shapes); the pooled figure and the per-round
+    spread together say what holds."""
     lines = [
-        f"| task | concurrency | service req/s, {len(pairs)} rounds | raw vLLM req/s | service / raw "
+        f"| task | concurrency | service req/s, {len(paths) // 2} rounds | raw vLLM req/s | service / raw "
         "| each round's service / raw |",
         "|---|---:|---:|---:|---:|---|",
     ]
-    for task in ("extract_entities", "viggo"):
-        for level, s_row in enumerate(pairs[0][0].get(task, [])):
-            s_rows = [service[task][level] for service, _ in pairs]
-            r_rows = [raw[task][level] for _, raw in pairs]
-            s_all = [rate for row in s_rows for rate in _rates(row)]
-            r_all = [rate for row in r_rows for rate in _rates(row)]
-            s_mid, r_mid = statistics.median(s_all), statistics.median(r_all)
-            each = ", ".join(
-                f"{s['request_throughput'] / r['request_throughput']:.2f}" for s, r in zip(s_rows, r_rows, strict=True)
-            )
-            lines.append(
-                f"| /{task} | {s_row['concurrency']} | {s_mid:.1f} [{min(s_all):.1f}-{max(s_all):.1f}] | "
-                f"{r_mid:.1f} [{min(r_all):.1f}-{max(r_all):.1f}] | **{s_mid / r_mid:.2f}** | {each} |"
-            )
+    for row in round_rows(paths):
+        s_all, r_all = row["service"], row["raw"]
+        s_mid, r_mid = statistics.median(s_all), statistics.median(r_all)
+        lines.append(
+            f"| /{row['task']} | {row['concurrency']} | {s_mid:.1f} [{min(s_all):.1f}-{max(s_all):.1f}] | "
+            f"{r_mid:.1f} [{min(r_all):.1f}-{max(r_all):.1f}] | **{s_mid / r_mid:.2f}** | "
+            + ", ".join(f"{ratio:.2f}" for ratio in row["each"])
+            + " |"
+        )
     return "\n".join(lines)
+
+
+def rounds_plot(paths: Sequence[Path], out: Path, target: float = 0.95) -> Path:
+    """Service / raw per task and concurrency: each round's ratio (dots) and the pooled medians' ratio (bar)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = round_rows(paths)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for x, row in enumerate(rows):
+        pooled = statistics.median(row["service"]) / statistics.median(row["raw"])
+        ax.bar(x, pooled, color="tab:blue", alpha=0.6, label="pooled medians" if x == 0 else None)
+        ax.plot([x] * len(row["each"]), row["each"], "ko", ms=4, label="one round" if x == 0 else None)
+    ax.axhline(target, color="tab:red", ls="--", label=f"target {target}")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_xticks(range(len(rows)), [f"/{r['task']}\nc={r['concurrency']}" for r in rows])
+    ax.set_ylabel("service / raw vLLM, requests/s")
+    ax.set_ylim(0, max(1.3, *(ratio for row in rows for ratio in row["each"])) + 0.05)
+    ax.set_title(f"Task endpoints against raw vLLM, {len(paths) // 2} rounds")
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -440,6 +478,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
                         help="service/raw: the front-end process (BentoML's worker; raw vLLM's API server) whose CPU "
                         "time per request is recorded")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
+    parser.add_argument("--plot", type=Path, default=None, help="rounds: also this PNG of the ratios")
     return parser.parse_args(argv)
 
 
@@ -450,6 +489,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.target == "rounds":
         print(rounds(args.files))
+        if args.plot:
+            print(rounds_plot(args.files, args.plot))
         return 0
     if args.target == "jobs":
         _write(args, run_jobs(args))

@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 import tarfile
 import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 
-from bench import gpu_bundle, load, report, task_baseline
+from bench import frontend_cpu, gpu_bundle, load, report, task_baseline
 from bench.cli import main
 
 
@@ -178,6 +180,36 @@ def test_task_baseline_pools_rounds_and_shows_each_rounds_ratio(tmp_path: Path) 
     assert "| /viggo | 256 | 85.0 [60.0-110.0] | 100.0 [100.0-140.0] | **0.85** | 1.00, 0.58 |" in table
     with pytest.raises(ValueError, match="in pairs, service first"):
         task_baseline.rounds([files[1], files[0]])
+    plot = task_baseline.rounds_plot(files, tmp_path / "rounds.png")
+    assert plot.read_bytes().startswith(b"\x89PNG")
+
+
+def test_frontend_cpu_finds_the_serving_process_and_nets_out_the_idle_rate() -> None:
+    # A process tree like `bentoml serve`'s: the started command, and a descendant that runs BentoML's worker.
+    grandchild = f"import time; time.sleep(60)  # {frontend_cpu.SERVICE_WORKER}"
+    leader = subprocess.Popen(
+        [sys.executable, "-c", f"import subprocess, sys; subprocess.run([sys.executable, '-c', {grandchild!r}])"]
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not psutil.Process(leader.pid).children(recursive=True) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        (worker,) = psutil.Process(leader.pid).children(recursive=True)
+        assert frontend_cpu.frontend_pid("service", leader.pid) == worker.pid
+        assert frontend_cpu.frontend_pid("raw", leader.pid) == leader.pid  # raw vLLM serves from the started process
+    finally:
+        for process in [*psutil.Process(leader.pid).children(recursive=True), leader]:
+            process.kill()
+        leader.wait()
+    lone = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(RuntimeError, match=r"no _bentoml_impl\.worker\.service process"):
+            frontend_cpu.frontend_pid("service", lone.pid)
+    finally:
+        lone.kill()
+        lone.wait()
+    # 8 ms gross, 2 s per request while the process burns 1.5 ms/s idle: 5 ms of the request's own
+    assert frontend_cpu.net_ms_per_request(8.0, 1.5, 2.0) == pytest.approx(5.0)
 
 
 def test_task_baseline_reads_a_processs_cpu_time_and_reports_it_per_request(tmp_path: Path) -> None:

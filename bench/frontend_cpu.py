@@ -1,0 +1,124 @@
+"""The front end's CPU time per request, on this machine: the service (BentoML's worker process) or raw `vllm serve`
+(its API server process), started from a checkout, driven by this checkout's `bench.task_baseline` at concurrency 8
+(`--cpu-pid`), after an idle period that gives the process' CPU rate with no requests.
+
+On a CPU engine a request takes seconds, so the idle rate (vLLM's stat logger, BentoML's metrics, the engine client's
+polling) is part of the gross figure; the net figure subtracts it per request. Both systems get the service's engine
+flags (`serving.engine.vllm_cli_args` of that checkout) and the shipped adapters; the service's settings come from the
+environment as usual (TRACE_REQUESTS=true, ...: an A/B of one setting).
+
+    python -m bench.frontend_cpu DIR service|raw LABEL [--tasks extract_entities] [--rpl 12] [--out-dir D]
+        -> D/LABEL.json (task_baseline's results, plus idle_cpu_ms_per_s and each level's net figure),
+           a line per figure in D/summary.txt
+
+DIR: a checkout (a `git worktree` of the commit to measure). Clock ticks are 10 ms and two cores are shared with the
+engine and the client here, so differences under ~1.5 ms per request are noise on this machine (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from bench import servers, task_baseline
+
+SERVICE_WORKER = "_bentoml_impl.worker.service"  # the process that runs the service's event loop
+IDLE_S = 20.0
+
+
+def frontend_pid(kind: str, leader: int) -> int:
+    """The process whose event loop serves requests: raw vLLM's API server is the started process itself; the
+    service's is BentoML's worker, a descendant of the started CLI."""
+    if kind == "raw":
+        return leader
+    for child in psutil.Process(leader).children(recursive=True):
+        if SERVICE_WORKER in " ".join(child.cmdline()):
+            return child.pid
+    raise RuntimeError(f"no {SERVICE_WORKER} process under pid {leader}")
+
+
+def net_ms_per_request(gross_ms: float, idle_ms_per_s: float, seconds_per_request: float) -> float:
+    """The CPU a request costs beyond what the process spends idle over the same time."""
+    return gross_ms - idle_ms_per_s * seconds_per_request
+
+
+def _command(checkout: Path, kind: str, port: int, env: dict[str, str]) -> tuple[list[str], str]:
+    if kind == "service":
+        return servers.service_command(port), "/readyz"
+    # The checkout's own engine flags: the commit under test may build them differently.
+    flags = subprocess.run(
+        [sys.executable, "-c", "from serving.engine import resolve_model, vllm_cli_args; from serving.settings "
+         "import ServiceSettings; s = ServiceSettings(); print('\\n'.join(vllm_cli_args(s, resolve_model(s))))"],
+        cwd=checkout, env=env, capture_output=True, text=True, check=True,
+    ).stdout.splitlines()  # fmt: skip
+    adapters = checkout / "finetune" / "adapters"
+    lora = ["--lora-modules", f"viggo={adapters / 'viggo-smollm2'}", f"ner={adapters / 'ner-smollm2'}"]
+    return servers.raw_command(flags + lora, port), "/health"
+
+
+def measure(checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir: Path) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(checkout),
+        "PERSIST_RESULTS": "false",
+        "RESULTS_URI": str(out_dir / "results"),
+        "SPOOL_DIR": str(out_dir / "spool"),
+    }
+    cmd, ready = _command(checkout, kind, servers.free_port(), env)
+    out = out_dir / f"{label}.json"
+    with servers.started(kind, cmd, env, out_dir / f"{label}.log", ready, cwd=checkout) as server:
+        pid = frontend_pid(kind, server.pid)
+        time.sleep(5)  # start-up's last work (the first stat log) out of the idle window
+        before = task_baseline.cpu_seconds(pid)
+        time.sleep(IDLE_S)
+        idle_ms_per_s = (task_baseline.cpu_seconds(pid) - before) * 1000 / IDLE_S
+        argv = [kind, "--url", server.url, "--concurrency", "8", "--repeats", "1", "--tasks", tasks,
+                "--requests-per-level", str(rpl), "--cpu-pid", str(pid), "--out", str(out)]  # fmt: skip
+        if kind == "raw":
+            argv += ["--adapter", "viggo"]
+        task_baseline.main(argv)
+    data: dict[str, Any] = json.loads(out.read_text())
+    data |= {"label": label, "checkout": str(checkout), "idle_cpu_ms_per_s": round(idle_ms_per_s, 3)}
+    lines = [f"{label} idle CPU ms/s: {idle_ms_per_s:.2f}"]
+    for task, rows in data["results"].items():
+        for row in rows:
+            net = net_ms_per_request(
+                row["frontend_cpu_ms_per_request"], idle_ms_per_s, row["duration"] / row["requests"]
+            )
+            row["frontend_cpu_ms_per_request_net"] = round(net, 3)
+            lines.append(
+                f"{label} {task} c={row['concurrency']}: {row['requests']} requests, front end "
+                f"{row['frontend_cpu_ms_per_request']:.2f} CPU ms/request gross, {net:.2f} net of idle"
+            )
+    out.write_text(json.dumps(data, indent=1))
+    with (out_dir / "summary.txt").open("a") as summary:
+        summary.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkout", type=Path, help="the checkout to start (a git worktree of the commit to measure)")
+    parser.add_argument("kind", choices=["service", "raw"])
+    parser.add_argument("label", help="results name: OUT_DIR/LABEL.json")
+    parser.add_argument("--tasks", default="extract_entities,viggo")
+    parser.add_argument("--rpl", type=int, default=4, help="requests per level = this x 8")
+    parser.add_argument("--out-dir", type=Path, default=Path("/tmp/frontend-cpu"))
+    args = parser.parse_args(argv)
+    measure(args.checkout.resolve(), args.kind, args.label, args.tasks, args.rpl, args.out_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

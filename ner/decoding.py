@@ -82,17 +82,63 @@ def label_scores(
 
     vLLM applies the grammar's mask before it computes log-probabilities, so a token the grammar forces has
     probability 1 and the first token where labels diverge ('"p' against '"o') carries the decision: the
-    product is the label's probability among the labels the schema allowed at that point. `decode` turns
-    token ids into text; tokens are aligned with characters by decoding from the last label's end, where
-    the text is always at a character boundary.
+    product is the label's probability among the labels the schema allowed at that point. Tokens are aligned
+    with characters by the text vLLM decoded for each chosen token's log-probability, when those texts spell
+    `output`; otherwise (a character split across tokens) by `decode`, which turns token ids into text.
     """
+    ends = token_ends(output, token_ids, logprobs)
+    if ends is None:
+        return _decoded_scores(output, token_ids, logprobs, decode)
+    starts = [0, *ends[:-1]]
+    scores: list[float | None] = []
+    token = 0
+    for match in _VALUE.finditer(output):
+        start, end = match.span(1)
+        while token < len(ends) and ends[token] <= start:  # tokens wholly before the label
+            token += 1
+        logprob, covered = 0.0, False
+        while token < len(ends) and starts[token] < end:  # the tokens that spell the label
+            chosen = logprobs[token].get(token_ids[token])
+            if chosen is None:
+                break
+            logprob += chosen.logprob
+            covered = True
+            token += 1
+        scores.append(math.exp(logprob) if covered else None)
+    return scores
+
+
+def token_ends(output: str, token_ids: Sequence[int], logprobs: Sequence[Mapping[int, Any]]) -> list[int] | None:
+    """Each token's end offset in `output`, read from the text vLLM decoded for its log-probability (`decoded_token`),
+    when those texts spell `output` exactly; tokens after its end (the stop token) are left out. None otherwise:
+    a character split across tokens decodes as U+FFFD or nothing, and an engine may leave the texts out."""
+    ends: list[int] = []
+    at = 0
+    for token, chosen_id in enumerate(token_ids):
+        if at == len(output):
+            break
+        chosen = logprobs[token].get(chosen_id) if token < len(logprobs) else None
+        piece = getattr(chosen, "decoded_token", None)
+        if not piece or "\ufffd" in piece or not output.startswith(piece, at):
+            return None
+        at += len(piece)
+        ends.append(at)
+    return ends if at == len(output) else None
+
+
+def _decoded_scores(
+    output: str,
+    token_ids: Sequence[int],
+    logprobs: Sequence[Mapping[int, Any]],
+    decode: Callable[[Sequence[int]], str],
+) -> list[float | None]:
+    """`label_scores` by decoding: from the last label's end, where the text is always at a character boundary."""
     scores: list[float | None] = []
     synced, synced_at = 0, 0  # a token index whose text starts at a known character boundary of `output`
     for match in _VALUE.finditer(output):
         start, end = match.span(1)
         logprob, covered, token = 0.0, False, synced
-        # len(decode(token_ids[synced:token])), carried from one token to the next: one decode per token, which
-        # runs on the event loop for every label of every request.
+        # len(decode(token_ids[synced:token])), carried from one token to the next: one decode per token.
         before = 0
         while token < len(token_ids) and synced_at + before < end:
             after = len(decode(token_ids[synced : token + 1]))

@@ -5,17 +5,19 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, cast
 
 import pytest
 from transformers import PreTrainedTokenizerBase
 
-from ner.decoding import answer_json, label_scores, labelling_params
+from ner.decoding import Label, answer_json, label_scores, labelling_params, token_ends
 from ner.grounding import ground
 
 
 @dataclass
 class Logprob:
     logprob: float
+    decoded_token: str | None = None  # what vLLM decoded for the chosen token; None where it left it out
 
 
 def test_each_label_gets_the_probability_of_the_tokens_that_spell_it(tokenizer: PreTrainedTokenizerBase) -> None:
@@ -33,6 +35,38 @@ def test_each_label_gets_the_probability_of_the_tokens_that_spell_it(tokenizer: 
     logprobs = [{token: Logprob(math.log(chosen.get(piece, 0.1)))} for token, piece in zip(ids, pieces, strict=True)]
     scores = label_scores(output, ids, logprobs, decode)
     assert scores == pytest.approx([0.8, 0.6, 0.9, 0.7])
+
+
+@pytest.mark.parametrize(
+    ("labels", "spelled"),
+    [
+        ({"Tim Cook": "person", "Apple": "organization", "Cupertino": "location", "March": "none"}, True),
+        ({"Zürich": "location", "José Martínez": "person", "Čapek": "none", "北京": "location"}, False),
+    ],
+    ids=["ascii", "split-characters"],
+)
+def test_scores_from_vllms_decoded_tokens_match_decoding(
+    tokenizer: PreTrainedTokenizerBase, labels: dict[str, Label], spelled: bool
+) -> None:
+    # vLLM decodes each chosen token for its log-probability; where those texts spell the answer they align the
+    # tokens without decoding again, and a character split across tokens (U+FFFD pieces) falls back to decoding.
+    from vllm.tokenizers.detokenizer_utils import convert_ids_list_to_tokens
+
+    output = answer_json(labels)
+    ids = [*tokenizer.encode(output, add_special_tokens=False), tokenizer.eos_token_id]  # the stop token last
+
+    def decode(piece: Sequence[int]) -> str:
+        return str(tokenizer.decode(list(piece), skip_special_tokens=True, clean_up_tokenization_spaces=False))
+
+    pieces = convert_ids_list_to_tokens(cast("Any", tokenizer), ids)
+    logprobs = [
+        {token: Logprob(-0.01 * (k % 7 + 1), piece)} for k, (token, piece) in enumerate(zip(ids, pieces, strict=True))
+    ]
+    bare = [{token: Logprob(chosen[token].logprob)} for token, chosen in zip(ids, logprobs, strict=True)]
+    assert (token_ends(output, ids, logprobs) is not None) is spelled
+    scores = label_scores(output, ids, logprobs, decode)
+    assert scores == label_scores(output, ids, bare, decode)  # bare: decoding only
+    assert all(score is not None and 0 < score < 1 for score in scores) and len(scores) == len(labels)
 
 
 def test_labelling_asks_for_the_chosen_tokens_logprob() -> None:

@@ -18,6 +18,7 @@ import psutil
 import pytest
 
 from bench import frontend_cpu, gpu_bundle, load, report, task_baseline
+from bench import label_scores as label_scores_bench
 from bench.cli import main
 
 
@@ -210,6 +211,10 @@ def test_frontend_cpu_finds_the_serving_process_and_nets_out_the_idle_rate() -> 
         lone.wait()
     # 8 ms gross, 2 s per request while the process burns 1.5 ms/s idle: 5 ms of the request's own
     assert frontend_cpu.net_ms_per_request(8.0, 1.5, 2.0) == pytest.approx(5.0)
+
+
+def test_label_scores_bench_gets_the_same_scores_both_ways(default_model_dir: Path) -> None:
+    assert label_scores_bench.main() == 0  # non-zero where aligning by vLLM's texts changed a score
 
 
 def test_task_baseline_reads_a_processs_cpu_time_and_reports_it_per_request(tmp_path: Path) -> None:

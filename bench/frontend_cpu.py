@@ -7,11 +7,13 @@ polling) is part of the gross figure; the net figure subtracts it per request. B
 flags (`serving.engine.vllm_cli_args` of that checkout) and the shipped adapters; the service's settings come from the
 environment as usual (TRACE_REQUESTS=true, ...: an A/B of one setting).
 
-    python -m bench.frontend_cpu DIR service|raw LABEL [--tasks extract_entities] [--rpl 12] [--out-dir D]
+    python -m bench.frontend_cpu DIR service|raw LABEL [--tasks extract_entities,viggo,v1] [--rpl 12] [--out-dir D]
         -> D/LABEL.json (task_baseline's results, plus idle_cpu_ms_per_s and each level's net figure),
            a line per figure in D/summary.txt
 
-DIR: a checkout (a `git worktree` of the commit to measure). Clock ticks are 10 ms and two cores are shared with the
+`v1`: /v1/completions with 512-token random prompts and one output token (mostly the request's way in: what a burst
+of new requests costs the front end before their prefill starts). DIR: a checkout (a `git worktree` of the commit to
+measure). Clock ticks are 10 ms and two cores are shared with the
 engine and the client here, so differences under ~1.5 ms per request are noise on this machine (bench/README.md).
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import random
 import subprocess
 import sys
 import time
@@ -30,9 +33,13 @@ from typing import Any
 import psutil
 
 from bench import servers, task_baseline
+from bench.cli import first_model
+from bench.load import auth_headers, drive
 
 SERVICE_WORKER = "_bentoml_impl.worker.service"  # the process that runs the service's event loop
 IDLE_S = 20.0
+CONCURRENCY = 8
+V1_PROMPT_TOKENS = 512
 
 
 def frontend_pid(kind: str, leader: int) -> int:
@@ -49,6 +56,26 @@ def frontend_pid(kind: str, leader: int) -> int:
 def net_ms_per_request(gross_ms: float, idle_ms_per_s: float, seconds_per_request: float) -> float:
     """The CPU a request costs beyond what the process spends idle over the same time."""
     return gross_ms - idle_ms_per_s * seconds_per_request
+
+
+def v1_level(url: str, pid: int, requests: int, api_key: str | None = None, seed: int = 0) -> dict[str, Any]:
+    """/v1/completions at CONCURRENCY: random prompts (no prefix-cache hits), one output token each; `pid`'s CPU
+    time per request."""
+    model = first_model(url, api_key)["id"]
+    headers = auth_headers(api_key)
+    rng = random.Random(seed)
+    bodies = [
+        {"model": model, "prompt": [rng.randrange(1000, 20000) for _ in range(V1_PROMPT_TOKENS)], "max_tokens": 1,
+         "temperature": 0}
+        for _ in range(requests + 1)
+    ]  # fmt: skip
+    drive(f"{url}/v1/completions", headers, bodies[:1], 1)  # warm-up
+    before = task_baseline.cpu_seconds(pid)
+    figures = drive(f"{url}/v1/completions", headers, bodies[1:], CONCURRENCY)
+    figures["frontend_cpu_ms_per_request"] = round((task_baseline.cpu_seconds(pid) - before) * 1000 / requests, 3)
+    print(f"[frontend-cpu] v1 c={CONCURRENCY}: {figures['ok']}/{requests} ok, "
+          f"front end {figures['frontend_cpu_ms_per_request']:.2f} CPU ms/request", flush=True)  # fmt: skip
+    return figures
 
 
 def _command(checkout: Path, kind: str, port: int, env: dict[str, str]) -> tuple[list[str], str]:
@@ -82,11 +109,21 @@ def measure(checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir
         before = task_baseline.cpu_seconds(pid)
         time.sleep(IDLE_S)
         idle_ms_per_s = (task_baseline.cpu_seconds(pid) - before) * 1000 / IDLE_S
-        argv = [kind, "--url", server.url, "--concurrency", "8", "--repeats", "1", "--tasks", tasks,
-                "--requests-per-level", str(rpl), "--cpu-pid", str(pid), "--out", str(out)]  # fmt: skip
-        if kind == "raw":
-            argv += ["--adapter", "viggo"]
-        task_baseline.main(argv)
+        task_list = [task for task in tasks.split(",") if task != "v1"]
+        if task_list:
+            argv = [kind, "--url", server.url, "--concurrency", str(CONCURRENCY), "--repeats", "1",
+                    "--tasks", ",".join(task_list), "--requests-per-level", str(rpl), "--cpu-pid", str(pid),
+                    "--out", str(out)]  # fmt: skip
+            if kind == "raw":
+                argv += ["--adapter", "viggo"]
+            task_baseline.main(argv)
+        else:
+            out.write_text(json.dumps({"target": kind, "results": {}}))
+        if "v1" in tasks.split(","):
+            v1 = v1_level(server.url, pid, rpl * CONCURRENCY * 4)  # short requests: four times as many
+            with_v1 = json.loads(out.read_text())
+            with_v1["results"]["v1_completions"] = [v1]
+            out.write_text(json.dumps(with_v1))
     data: dict[str, Any] = json.loads(out.read_text())
     data |= {"label": label, "checkout": str(checkout), "idle_cpu_ms_per_s": round(idle_ms_per_s, 3)}
     lines = [f"{label} idle CPU ms/s: {idle_ms_per_s:.2f}"]

@@ -213,6 +213,12 @@ def test_frontend_cpu_finds_the_serving_process_and_nets_out_the_idle_rate() -> 
     assert frontend_cpu.net_ms_per_request(8.0, 1.5, 2.0) == pytest.approx(5.0)
 
 
+def test_frontend_cpu_times_v1_requests_on_the_shared_server(server) -> None:
+    figures = frontend_cpu.v1_level(server.url, os.getpid(), 4, api_key=server.api_key)
+    assert figures["ok"] == figures["requests"] == 4
+    assert figures["frontend_cpu_ms_per_request"] > 0  # this process' own CPU: it made and read the requests
+
+
 def test_label_scores_bench_gets_the_same_scores_both_ways(default_model_dir: Path) -> None:
     assert label_scores_bench.main() == 0  # non-zero where aligning by vLLM's texts changed a score
 

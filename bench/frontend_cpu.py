@@ -34,7 +34,7 @@ import psutil
 
 from bench import servers, task_baseline
 from bench.cli import first_model
-from bench.load import auth_headers, drive
+from bench.load import auth_headers
 
 SERVICE_WORKER = "_bentoml_impl.worker.service"  # the process that runs the service's event loop
 IDLE_S = 20.0
@@ -62,17 +62,16 @@ def v1_level(url: str, pid: int, requests: int, api_key: str | None = None, seed
     """/v1/completions at CONCURRENCY: random prompts (no prefix-cache hits), one output token each; `pid`'s CPU
     time per request."""
     model = first_model(url, api_key)["id"]
-    headers = auth_headers(api_key)
     rng = random.Random(seed)
     bodies = [
         {"model": model, "prompt": [rng.randrange(1000, 20000) for _ in range(V1_PROMPT_TOKENS)], "max_tokens": 1,
          "temperature": 0}
         for _ in range(requests + 1)
     ]  # fmt: skip
-    drive(f"{url}/v1/completions", headers, bodies[:1], 1)  # warm-up
-    before = task_baseline.cpu_seconds(pid)
-    figures = drive(f"{url}/v1/completions", headers, bodies[1:], CONCURRENCY)
-    figures["frontend_cpu_ms_per_request"] = round((task_baseline.cpu_seconds(pid) - before) * 1000 / requests, 3)
+    # A warm-up prompt of its own: the load's first must not find its prefix cached.
+    figures = task_baseline.timed_level(
+        f"{url}/v1/completions", auth_headers(api_key), bodies[1:], CONCURRENCY, pid, warm_up=bodies[0]
+    )
     print(f"[frontend-cpu] v1 c={CONCURRENCY}: {figures['ok']}/{requests} ok, "
           f"front end {figures['frontend_cpu_ms_per_request']:.2f} CPU ms/request", flush=True)  # fmt: skip
     return figures
@@ -117,14 +116,9 @@ def measure(checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir
             if kind == "raw":
                 argv += ["--adapter", "viggo"]
             task_baseline.main(argv)
-        else:
-            out.write_text(json.dumps({"target": kind, "results": {}}))
+        data: dict[str, Any] = json.loads(out.read_text()) if task_list else {"target": kind, "results": {}}
         if "v1" in tasks.split(","):
-            v1 = v1_level(server.url, pid, rpl * CONCURRENCY * 4)  # short requests: four times as many
-            with_v1 = json.loads(out.read_text())
-            with_v1["results"]["v1_completions"] = [v1]
-            out.write_text(json.dumps(with_v1))
-    data: dict[str, Any] = json.loads(out.read_text())
+            data["results"]["v1_completions"] = [v1_level(server.url, pid, rpl * CONCURRENCY * 4)]  # short: 4x as many
     data |= {"label": label, "checkout": str(checkout), "idle_cpu_ms_per_s": round(idle_ms_per_s, 3)}
     lines = [f"{label} idle CPU ms/s: {idle_ms_per_s:.2f}"]
     for task, rows in data["results"].items():

@@ -75,18 +75,19 @@ chat() {  # free vs JSON-schema-constrained chat completions on whichever server
 case $PHASE in
   service)
     start service || exit 4
+    WORKER=$(pgrep -f _bentoml_impl.worker.service | head -1)  # BentoML's worker: the service's event loop
     if [ -d "$C/pyspy" ]; then  # the serving process, 4 s inside /extract_entities at the last concurrency
       [ -x /tmp/pyspy/bin/py-spy ] || python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy "$C"/pyspy/*.whl
       LEVELS=(${ARG//,/ })
       (until grep -q "service extract_entities c=${LEVELS[-2]} rep $REPEATS/$REPEATS:" /tmp/tasks.log 2>/dev/null; do sleep 0.2; done
        sleep 1.5  # the last level's warm-up request, then its load
-       /tmp/pyspy/bin/py-spy record -p "$(pgrep -f _bentoml_impl.worker.service | head -1)" -d 4 -r 200 \
+       /tmp/pyspy/bin/py-spy record -p "$WORKER" -d 4 -r 200 \
          --nonblocking -f raw -o "$OUT/pyspy-ner-c${LEVELS[-1]}.txt" >"$OUT/pyspy.err" 2>&1) &
       SAMPLER=$!
     fi
     : >/tmp/tasks.log
     timeout 400 python3 -m bench.task_baseline service --url $URL --concurrency "$ARG" --repeats "$REPEATS" \
-      --cpu-pid "$(pgrep -f _bentoml_impl.worker.service | head -1)" \
+      --cpu-pid "$WORKER" \
       --viggo-csv "$CSV" --out "$OUT/tasks-service.json" 2>&1 | tee /tmp/tasks.log | grep task-baseline
     [ -n "${SAMPLER:-}" ] && kill "$SAMPLER" 2>/dev/null
     [[ $PARTS == *jobs* ]] && timeout 150 python3 -m bench.task_baseline jobs --url $URL --corpus-dir /tmp/job-in \

@@ -172,10 +172,17 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
 
 
-def _level(
-    url: str, headers: dict[str, str], bodies: list[dict[str, Any]], c: int, cpu_pid: int | None
+def timed_level(
+    url: str,
+    headers: dict[str, str],
+    bodies: list[dict[str, Any]],
+    c: int,
+    cpu_pid: int | None,
+    warm_up: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    drive(url, headers, bodies[:1], 1, timeout_s=600)  # warm-up (the grammar's first compilation)
+    """One load at concurrency `c` after one warm-up request (default: the load's first body), with `cpu_pid`'s CPU
+    time per request when given."""
+    drive(url, headers, [warm_up or bodies[0]], 1, timeout_s=600)  # warm-up (the grammar's first compilation)
     before = cpu_seconds(cpu_pid) if cpu_pid else 0.0
     figures = drive(url, headers, bodies, c)
     figures.pop("output_tokens", None)
@@ -212,7 +219,7 @@ def run_http(args: argparse.Namespace, tokenizer: Any) -> dict[str, Any]:
                 url, bodies = f"{args.url}/{task}", [service_body(task, text) for text, _ in picked]
             reps = []
             for rep in range(args.repeats):
-                reps.append(_level(url, headers, bodies, c, args.cpu_pid))
+                reps.append(timed_level(url, headers, bodies, c, args.cpu_pid))
                 cpu = reps[-1].get("frontend_cpu_ms_per_request")
                 print(f"[task-baseline] {args.target} {task} c={c} rep {rep + 1}/{args.repeats}: {reps[-1]['ok']}/{n} "
                       f"ok, {reps[-1]['request_throughput']:.1f} req/s, p50 {reps[-1]['p50_latency_ms']:.0f} ms"
@@ -387,7 +394,8 @@ def report(paths: Sequence[Path]) -> str:
 
 def round_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
     """Several rounds (pairs of service and raw files, each pair one after the other on one machine), per task and
-    concurrency: every repetition's request rate of each system pooled, and each round's ratio of medians."""
+    concurrency: every repetition's request rate of each system pooled, the ratio of the pooled medians, and each
+    round's ratio of medians."""
     runs = [json.loads(p.read_text()) for p in paths]
     targets = [run["target"] for run in runs]
     if not runs or targets != ["service", "raw"] * (len(runs) // 2):
@@ -398,10 +406,11 @@ def round_rows(paths: Sequence[Path]) -> list[dict[str, Any]]:
         for level, first in enumerate(pairs[0][0].get(task, [])):
             s_rows = [service[task][level] for service, _ in pairs]
             r_rows = [raw[task][level] for _, raw in pairs]
+            s_all = [rate for row in s_rows for rate in _rates(row)]
+            r_all = [rate for row in r_rows for rate in _rates(row)]
             rows.append({
-                "task": task, "concurrency": first["concurrency"],
-                "service": [rate for row in s_rows for rate in _rates(row)],
-                "raw": [rate for row in r_rows for rate in _rates(row)],
+                "task": task, "concurrency": first["concurrency"], "service": s_all, "raw": r_all,
+                "pooled": statistics.median(s_all) / statistics.median(r_all),
                 "each": [s["request_throughput"] / r["request_throughput"]
                          for s, r in zip(s_rows, r_rows, strict=True)],
             })  # fmt: skip
@@ -419,12 +428,10 @@ def rounds(paths: Sequence[Path]) -> str:
     ]
     for row in round_rows(paths):
         s_all, r_all = row["service"], row["raw"]
-        s_mid, r_mid = statistics.median(s_all), statistics.median(r_all)
         lines.append(
-            f"| /{row['task']} | {row['concurrency']} | {s_mid:.1f} [{min(s_all):.1f}-{max(s_all):.1f}] | "
-            f"{r_mid:.1f} [{min(r_all):.1f}-{max(r_all):.1f}] | **{s_mid / r_mid:.2f}** | "
-            + ", ".join(f"{ratio:.2f}" for ratio in row["each"])
-            + " |"
+            f"| /{row['task']} | {row['concurrency']} | {statistics.median(s_all):.1f} [{min(s_all):.1f}-"
+            f"{max(s_all):.1f}] | {statistics.median(r_all):.1f} [{min(r_all):.1f}-{max(r_all):.1f}] | "
+            f"**{row['pooled']:.2f}** | " + ", ".join(f"{ratio:.2f}" for ratio in row["each"]) + " |"
         )
     return "\n".join(lines)
 
@@ -439,8 +446,7 @@ def rounds_plot(paths: Sequence[Path], out: Path, target: float = 0.95) -> Path:
     rows = round_rows(paths)
     fig, ax = plt.subplots(figsize=(7, 4))
     for x, row in enumerate(rows):
-        pooled = statistics.median(row["service"]) / statistics.median(row["raw"])
-        ax.bar(x, pooled, color="tab:blue", alpha=0.6, label="pooled medians" if x == 0 else None)
+        ax.bar(x, row["pooled"], color="tab:blue", alpha=0.6, label="pooled medians" if x == 0 else None)
         ax.plot([x] * len(row["each"]), row["each"], "ko", ms=4, label="one round" if x == 0 else None)
     ax.axhline(target, color="tab:red", ls="--", label=f"target {target}")
     ax.axhline(1.0, color="grey", lw=0.8)

@@ -2,6 +2,10 @@
 # One device `run` call's work on the offline GPU host (bench/README.md gives the sequence of calls):
 #   bash bench/gpu_run.sh install K            unpack bundle piece K (the last one to arrive also installs)
 #   bash bench/gpu_run.sh raw|service [ARGS]   streaming bench of that system (ARGS go to `python -m bench`)
+#   bash bench/gpu_run.sh up                   raw vLLM and the service side by side (each SHARE of the GPU's
+#                                              memory, default 0.42), left running for the calls that follow
+#   bash bench/gpu_run.sh paired [ARGS]        `python -m bench.paired` on those two (ARGS go to it)
+#   bash bench/gpu_run.sh down                 stop both
 # Environment: OUT (results come back from there), LABEL (results key of the service, default "service"),
 # LIMIT (seconds the bench may run, default 540).
 # The code run is a snapshot, .device-carry/snap.tar (`git archive HEAD`), when carried, so that edits in
@@ -20,10 +24,45 @@ M=/tmp/llama-8b-shape
 if [ ! -f $M/tokenizer.json ]; then rm -rf $M; cp -r "$C/llama-8b-shape" $M && gunzip $M/tokenizer.json.gz; fi
 # Prefix caching off: every path gets the same prompts, and a path measured second must not find them cached.
 export MODEL=${MODEL:-$M} VLLM_ARGS=${VLLM_ARGS:---load-format dummy} ENABLE_PREFIX_CACHING=${ENABLE_PREFIX_CACHING:-false}
-if [ -f "$C/snap.tar" ]; then
-  rm -rf /tmp/snap && mkdir /tmp/snap && tar -xf "$C/snap.tar" -C /tmp/snap || exit 4
-  [ -n "${OVERLAY:-}" ] && cp -rv "$C/$OVERLAY/." /tmp/snap/
-  cd /tmp/snap
+SNAP=/tmp/snap
+case $PHASE in up|paired|down) SNAP=/tmp/pair/snap ;; esac  # the side-by-side servers run from theirs across calls
+if [ -f "$C/snap.tar" ] && { [ "$SNAP" = /tmp/snap ] || [ "$PHASE" = up ]; }; then
+  rm -rf "$SNAP" && mkdir -p "$SNAP" && tar -xf "$C/snap.tar" -C "$SNAP" || exit 4
+  [ -n "${OVERLAY:-}" ] && cp -rv "$C/$OVERLAY/." "$SNAP/"
+  cd "$SNAP"
+elif [ "$SNAP" != /tmp/snap ] && [ -d "$SNAP/bench" ]; then
+  cd "$SNAP"  # paired/down: the code the servers were started from
+fi
+mkdir -p /tmp/pair
+if [ "$PHASE" = down ]; then
+  for s in raw service; do [ -f /tmp/pair/$s.pid ] && kill -TERM -- -"$(cat /tmp/pair/$s.pid)" 2>/dev/null; done
+  sleep 15; for s in raw service; do [ -f /tmp/pair/$s.pid ] && kill -KILL -- -"$(cat /tmp/pair/$s.pid)" 2>/dev/null; done
+  rm -f /tmp/pair/*.pid; nvidia-smi --query-gpu=memory.used --format=csv; exit 0
+fi
+RAW_URL=http://127.0.0.1:3201 SERVICE_URL=http://127.0.0.1:3202
+if [ "$PHASE" = up ]; then
+  export GPU_MEMORY_UTILIZATION=${SHARE:-0.42}
+  RAW_ARGS=$(python3 -c "from serving.engine import vllm_cli_args; from serving.model_source import resolve_model
+from serving.settings import ServiceSettings; s = ServiceSettings(); print(' '.join(vllm_cli_args(s, resolve_model(s))))")
+  up() {  # $1 name, $2 readiness path, the rest the command; its process group's leader pid to /tmp/pair/$1.pid
+    local name=$1 ready=$2 url=$RAW_URL t0=$SECONDS; shift 2; [ "$name" = service ] && url=$SERVICE_URL
+    setsid "$@" >"/tmp/pair/$name.log" 2>&1 & echo $! >"/tmp/pair/$name.pid"
+    until python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" "$url$ready" 2>/dev/null; do
+      sleep 0.5; kill -0 "$(cat /tmp/pair/$name.pid)" 2>/dev/null || { echo "$name died"; tail -30 "/tmp/pair/$name.log"; exit 5; }
+    done
+    echo "$name ready at $url after $((SECONDS - t0)) s"
+  }
+  # shellcheck disable=SC2086  # one after the other: each sizes its KV cache from the memory it finds free
+  up raw /health python3 -m bench.vllm_cli serve $RAW_ARGS --host 127.0.0.1 --port 3201
+  up service /readyz env PERSIST_RESULTS=false RESULTS_URI=/tmp/pair/results SPOOL_DIR=/tmp/pair/spool \
+    python3 -m bentoml serve . --host 127.0.0.1 --port 3202
+  nvidia-smi --query-gpu=memory.used --format=csv
+  exit 0
+fi
+if [ "$PHASE" = paired ]; then
+  timeout -s INT -k 30 "${LIMIT:-540}" python3 -m bench.paired --raw $RAW_URL --service $SERVICE_URL \
+    --out "$OUT/paired${LABEL:+-$LABEL}.json" --plot "$OUT/paired${LABEL:+-$LABEL}.png" "$@" 2>&1 | tee "$OUT/log-paired${LABEL:+-$LABEL}.txt"
+  exit "${PIPESTATUS[0]}"
 fi
 if [ -d "$C/pyspy" ] && [ ! -x /tmp/pyspy/bin/py-spy ]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy "$C"/pyspy/*.whl

@@ -17,7 +17,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from bench import frontend_cpu, gpu_bundle, load, report, task_baseline
+from bench import frontend_cpu, gpu_bundle, load, paired, report, task_baseline
 from bench import label_scores as label_scores_bench
 from bench.cli import main
 
@@ -303,3 +303,57 @@ def test_gpu_bundle_pieces_fit_and_give_back_every_file(tmp_path: Path, monkeypa
     installer = (bundle / "ib.py").read_text()
     assert "WANT = 4" in installer and "def join_chunks" in installer
     compile(installer, "ib.py", "exec")
+
+
+def test_paired_interval_is_the_binomial_order_statistics_of_the_median() -> None:
+    assert paired.median_interval([1.0, 2.0, 3.0, 4.0, 5.0]) is None  # n = 5: no 95% interval from order statistics
+    assert paired.median_interval([6.0, 1.0, 5.0, 2.0, 4.0, 3.0]) == (1.0, 6.0)  # n = 6: min and max (96.9%)
+    # n = 10: P(B <= 1) = 1.1% but P(B <= 2) = 5.5%, so the 2nd smallest and 2nd largest (97.9%).
+    assert paired.median_interval([float(v) for v in range(10, 0, -1)]) == (2.0, 9.0)
+
+
+def test_paired_summary_takes_the_median_of_the_paired_differences() -> None:
+    def fig(ttft: float, tps: float, digest: str = "d") -> dict[str, object]:
+        return {"failed": 0, "p50_ttft_ms": ttft, "output_throughput": tps, "outputs_sha256": digest}
+
+    # Raw drifts from pair to pair; the service follows it 2 ms behind: a difference of medians would see the drift.
+    raw_ttfts = [500.0, 560.0, 470.0, 530.0, 610.0, 490.0]
+    pairs = [
+        {"pair": i, "shape": "long", "concurrency": 64, "raw": fig(t, 100.0),
+         "service": {"completions": fig(t + 2.0, 101.0), "generate": fig(t + 9.0, 99.0, "other")}}
+        for i, t in enumerate(raw_ttfts)
+    ]  # fmt: skip
+    pairs.append({"pair": 6, "shape": "long", "concurrency": 64, "raw": {"failed": 3, "requests": 3, "ok": 0},
+                  "service": {"completions": fig(1.0, 1.0), "generate": fig(1.0, 1.0)}})  # fmt: skip
+    rows = {r["endpoint"]: r for r in paired.summarize(pairs)}
+    v1, generate = rows["completions"], rows["generate"]
+    assert v1["pairs"] == 6 and v1["failed_pairs"] == 1
+    assert v1["ttft_p50_diff_median_ms"] == pytest.approx(2.0) and v1["ttft_p50_diff_ci95_ms"] == [2.0, 2.0]
+    assert v1["ttft_within_target"] is True and v1["throughput_ratio_median"] == pytest.approx(1.01)
+    assert v1["raw_ttft_p50_median_ms"] == pytest.approx(515.0) and v1["same_outputs"] == 6
+    assert generate["ttft_p50_diff_median_ms"] == pytest.approx(9.0) and generate["ttft_within_target"] is False
+    assert generate["same_outputs"] == 0
+    markdown = paired.table(list(rows.values()))
+    assert "| long | 64 | /v1/completions | 6 | +2.0 [+2.0, +2.0] | 515.0 | 1.010 [1.010-1.010] | yes |" in markdown
+
+
+@pytest.mark.engine
+def test_paired_drives_both_servers_with_the_same_prompts(server, tmp_path: Path) -> None:
+    # The shared service stands in for both sides: same engine, so every pair's answers must match.
+    out = tmp_path / "paired.json"
+    code = paired.main([
+        "--raw", server.url, "--service", server.url, "--api-key", server.api_key, "--shapes", "tiny:16:4",
+        "--concurrency", "2", "--prompts", "C", "--pairs", "2", "--endpoints", "completions,generate",
+        "--client-procs", "2", "--out", str(out), "--plot", str(tmp_path / "paired.png"),
+    ])  # fmt: skip
+    assert code == 0
+    data = json.loads(out.read_text())
+    assert [(p["pair"], p["raw_first"]) for p in data["pairs"]] == [(0, True), (1, False)]
+    for pair in data["pairs"]:
+        assert pair["raw"]["ok"] == 2 and set(pair["service"]) == {"completions", "generate"}
+        assert all(fig["ok"] == 2 for fig in pair["service"].values())
+    rows = {r["endpoint"]: r for r in data["summary"]}
+    assert rows["completions"]["pairs"] == 2 and rows["completions"]["same_outputs"] == 2
+    assert rows["generate"]["same_outputs"] == 2  # /generate streams what /v1 does for the same greedy prompts
+    assert rows["completions"]["ttft_p50_diff_ci95_ms"] is None  # two pairs: too few for an interval
+    assert (tmp_path / "paired.png").stat().st_size > 0

@@ -1,0 +1,237 @@
+"""Paired streaming comparison: raw vLLM and the service running side by side, levels alternating between them.
+
+`python -m bench` measures one system after the other, so drift between the two runs (GPU clocks, the other
+tenant's load, where the burst of a level happens to land in the scheduler's steps) falls between the systems.
+At long prompts and concurrency 64 the p50 TTFT of one repetition moves by +-40 ms from the next, which three
+repetitions per system cannot tell from a +5 ms front-end cost. Here both servers are up at once (each with its
+share of the GPU: `GPU_MEMORY_UTILIZATION`), every pair drives the same fresh prompts through raw's
+/v1/completions and each of the service's endpoints, one level at a time (never both at once), raw first in
+even pairs and last in odd ones, and the figure reported is the median of the paired differences with a
+distribution-free 95% confidence interval (order statistics of the binomial), not a difference of medians.
+
+    python -m bench.paired --raw URL --service URL --shapes long:512:128 --concurrency 4,64 --pairs 10 \
+        --endpoints completions,generate --out results.json [--plot paired.png]
+
+Starts no server: bench/gpu_run.sh `up` starts both on the GPU host (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import multiprocessing as mp
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from bench import load, stream_load
+from bench.cli import first_model
+
+TTFT_TARGET_MS = 5.0  # issue 12: the service's TTFT p50 within +5 ms of raw's
+
+
+def median_interval(values: list[float], level: float = 0.95) -> tuple[float, float] | None:
+    """Distribution-free confidence interval of the median: the k-th smallest and k-th largest value, k the
+    largest with P(Binomial(n, 1/2) < k) <= (1 - level) / 2. None when n is too small for that level (n < 6)."""
+    n = len(values)
+    tail = (1 - level) / 2
+    below = 0.0  # P(B <= j - 1) as j grows
+    k = 0
+    for j in range(n + 1):
+        if below > tail:
+            break
+        k = j
+        below += math.comb(n, j) / 2**n
+    if k < 1:
+        return None
+    ordered = sorted(values)
+    return ordered[k - 1], ordered[n - k]
+
+
+def summarize(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Per (shape, concurrency, service endpoint): the paired TTFT p50 differences (service - raw, ms) and
+    output tok/s ratios (service / raw), their medians, the median's 95% interval and the verdict against +5 ms."""
+    groups: dict[tuple[str, int, str], list[dict[str, Any]]] = {}
+    for pair in pairs:
+        for endpoint, fig in pair["service"].items():
+            groups.setdefault((pair["shape"], pair["concurrency"], endpoint), []).append(
+                {"raw": pair["raw"], "service": fig}
+            )
+    rows = []
+    for (shape, c, endpoint), items in groups.items():
+        ok = [i for i in items if not i["raw"].get("failed") and not i["service"].get("failed")]
+        diffs = [i["service"]["p50_ttft_ms"] - i["raw"]["p50_ttft_ms"] for i in ok]
+        ratios = [i["service"]["output_throughput"] / i["raw"]["output_throughput"] for i in ok]
+        row: dict[str, Any] = {
+            "shape": shape, "concurrency": c, "endpoint": endpoint, "path": stream_load.ENDPOINTS[endpoint],
+            "pairs": len(ok), "failed_pairs": len(items) - len(ok),
+        }  # fmt: skip
+        if ok:
+            interval = median_interval(diffs)
+            row.update(
+                ttft_p50_diff_ms=[round(d, 2) for d in diffs],
+                ttft_p50_diff_median_ms=statistics.median(diffs),
+                ttft_p50_diff_mean_ms=statistics.fmean(diffs),
+                ttft_p50_diff_ci95_ms=list(interval) if interval else None,
+                raw_ttft_p50_median_ms=statistics.median(i["raw"]["p50_ttft_ms"] for i in ok),
+                throughput_ratio=[round(r, 4) for r in ratios],
+                throughput_ratio_median=statistics.median(ratios),
+                ttft_within_target=statistics.median(diffs) <= TTFT_TARGET_MS,
+                same_outputs=sum(i["raw"]["outputs_sha256"] == i["service"]["outputs_sha256"] for i in ok),
+            )
+        rows.append(row)
+    return rows
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        "| shape | C | service path | pairs | TTFT p50 diff, median [95% CI] (ms) | raw TTFT p50 (ms) "
+        "| tok/s ratio, median [min-max] | within +5 ms |",
+        "|---|---:|---|---:|---|---:|---|---|",
+    ]
+    for r in rows:
+        if not r["pairs"]:
+            lines.append(f"| {r['shape']} | {r['concurrency']} | {r['path']} | 0 | failed | | | |")
+            continue
+        ci = r["ttft_p50_diff_ci95_ms"]
+        ci_text = f"[{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "(n < 6)"
+        ratios = r["throughput_ratio"]
+        lines.append(
+            f"| {r['shape']} | {r['concurrency']} | {r['path']} | {r['pairs']} "
+            f"| {r['ttft_p50_diff_median_ms']:+.1f} {ci_text} | {r['raw_ttft_p50_median_ms']:.1f} "
+            f"| {r['throughput_ratio_median']:.3f} [{min(ratios):.3f}-{max(ratios):.3f}] "
+            f"| {'yes' if r['ttft_within_target'] else 'no'} |"
+        )
+    return "\n".join(lines)
+
+
+def plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Each level's paired TTFT differences as points, their median as a bar, the +5 ms target as a line."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    measured = [r for r in rows if r["pairs"]]
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(measured)), 3.6))
+    for x, r in enumerate(measured):
+        diffs = r["ttft_p50_diff_ms"]
+        spread = [x + 0.25 * (i / max(1, len(diffs) - 1) - 0.5) for i in range(len(diffs))]
+        ax.scatter(spread, diffs, s=14, alpha=0.7, color="tab:blue")
+        ax.hlines(r["ttft_p50_diff_median_ms"], x - 0.3, x + 0.3, color="black", linewidth=2)
+        if r["ttft_p50_diff_ci95_ms"]:
+            lo, hi = r["ttft_p50_diff_ci95_ms"]
+            ax.vlines(x + 0.34, lo, hi, color="gray", linewidth=3)
+    ax.axhline(0, color="gray", linewidth=0.8)
+    ax.axhline(TTFT_TARGET_MS, color="tab:red", linestyle="--", linewidth=1, label="target +5 ms")
+    ax.set_xticks(range(len(measured)))
+    ax.set_xticklabels([f"{r['shape']} c={r['concurrency']}\n{r['path']}" for r in measured], fontsize=8)
+    ax.set_ylabel("TTFT p50, service - raw (ms)")
+    ax.set_title("Paired levels (dots), median (bar), its 95% interval (gray)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def _target(url: str, api_key: str | None) -> load.Target:
+    info = first_model(url.rstrip("/"), api_key)
+    return load.Target(url.rstrip("/"), info["id"], info.get("root") or info["id"], api_key)
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    from transformers import AutoTokenizer
+
+    raw, service = _target(args.raw, args.api_key), _target(args.service, args.api_key)
+    tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or raw.tokenizer)
+    endpoints = [e for e in args.endpoints.split(",") if e]
+    shapes = stream_load.parse_shapes(args.shapes)
+    concurrencies = [int(c) for c in args.concurrency.split(",") if c]
+    out: dict[str, Any] = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "raw": raw.url, "service": service.url,
+        "model": {"raw": raw.model, "service": service.model}, "prompts": args.prompts, "pairs": [],
+    }  # fmt: skip
+    with mp.get_context("spawn").Pool(args.client_procs) as pool:
+
+        def level(target: load.Target, endpoint: str, prompts: list[str], max_tokens: int, c: int) -> dict[str, Any]:
+            records = stream_load.drive_level(target, endpoint, prompts, max_tokens, c, pool, args.client_procs)
+            return stream_load.figures(records, tokenizer)
+
+        warm = stream_load.make_prompts(tokenizer, 2 * args.client_procs, 16, seed=-1)
+        level(raw, "completions", warm, 8, len(warm))  # first-request costs stay out of the pairs
+        for endpoint in endpoints:
+            level(service, endpoint, warm, 8, len(warm))
+        for i in range(args.pairs):
+            for shape in shapes:
+                for c in concurrencies:
+                    n = int(eval(args.prompts, {"max": max, "min": min}, {"C": c}))
+                    seed = int(hashlib.sha256(f"paired/{shape.name}/{c}/{i}".encode()).hexdigest()[:8], 16)
+                    prompts = stream_load.make_prompts(tokenizer, n, shape.input_len, seed)
+                    raw_first = i % 2 == 0  # alternating order: whatever favours a position hits both alike
+                    pair: dict[str, Any] = {"pair": i, "shape": shape.name, "concurrency": c, "raw_first": raw_first}
+                    if raw_first:
+                        pair["raw"] = level(raw, "completions", prompts, shape.output_len, c)
+                    pair["service"] = {e: level(service, e, prompts, shape.output_len, c) for e in endpoints}
+                    if not raw_first:
+                        pair["raw"] = level(raw, "completions", prompts, shape.output_len, c)
+                    out["pairs"].append(pair)
+                    args.out.write_text(json.dumps(out, indent=1))
+                    print(_pair_line(pair, args.pairs), flush=True)
+    out["summary"] = summarize(out["pairs"])
+    args.out.write_text(json.dumps(out, indent=1))
+    return out
+
+
+def _pair_line(pair: dict[str, Any], pairs: int) -> str:
+    raw = pair["raw"]
+    parts = [f"[paired] {pair['pair'] + 1}/{pairs} {pair['shape']} c={pair['concurrency']}"]
+    parts.append(f"raw TTFT p50 {raw.get('p50_ttft_ms', float('nan')):.1f} ms")
+    for endpoint, fig in pair["service"].items():
+        if raw.get("failed") or fig.get("failed"):
+            parts.append(f"{endpoint}: failed ({fig.get('errors') or raw.get('errors')})")
+            continue
+        diff = fig["p50_ttft_ms"] - raw["p50_ttft_ms"]
+        ratio = fig["output_throughput"] / raw["output_throughput"]
+        parts.append(f"{endpoint} {diff:+.1f} ms, tok/s x{ratio:.3f}")
+    return ", ".join(parts)
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m bench.paired", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--raw", required=True, help="raw `vllm serve` base URL")
+    p.add_argument("--service", required=True, help="the service's base URL")
+    p.add_argument("--api-key", help="Bearer key of both servers, if any")
+    p.add_argument("--tokenizer", help="tokenizer path for the prompts (default: raw's /v1/models root)")
+    p.add_argument("--shapes", default="long:512:128", help="NAME:INPUT_LEN:OUTPUT_LEN,...")
+    p.add_argument("--concurrency", default="64")
+    p.add_argument("--prompts", default="6*C", help="prompts per level, an expression of C (many: steady state)")
+    p.add_argument("--pairs", type=int, default=10)
+    p.add_argument("--endpoints", default="completions", help="the service's paths: completions,generate")
+    p.add_argument("--client-procs", type=int, default=4)
+    p.add_argument("--out", type=Path, required=True, help="results JSON (written after every pair)")
+    p.add_argument("--plot", type=Path, help="PNG of the paired differences")
+    args = p.parse_args(argv)
+    unknown = set(args.endpoints.split(",")) - set(stream_load.ENDPOINTS)
+    if unknown:
+        p.error(f"--endpoints: unknown {sorted(unknown)}; choose from {sorted(stream_load.ENDPOINTS)}")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    out = run(args)
+    print(table(out["summary"]))
+    if args.plot:
+        plot(out["summary"], args.plot)
+        print(args.plot)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

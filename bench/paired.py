@@ -9,6 +9,12 @@ share of the GPU: `GPU_MEMORY_UTILIZATION`), every pair drives the same fresh pr
 even pairs and last in odd ones, and the figure reported is the median of the paired differences with a
 distribution-free 95% confidence interval (order statistics of the binomial), not a difference of medians.
 
+Most of a TTFT at concurrency 64 is the engine's queue, and its noise is the engine's. So each level also reads
+vLLM's own TTFT histogram (`vllm:time_to_first_token_seconds`, arrival at the engine -> first token, sum and
+count on /metrics, before and after the level): the client's mean TTFT minus the engine's is what the front end
+added on the way in and out (HTTP, routing, middleware, request handling, streaming the first chunk), and its
+paired difference is the front end's own TTFT cost, free of the queue's noise.
+
     python -m bench.paired --raw URL --service URL --shapes long:512:128 --concurrency 4,64 --pairs 10 \
         --endpoints completions,generate --out results.json [--plot paired.png]
 
@@ -22,9 +28,11 @@ import hashlib
 import json
 import math
 import multiprocessing as mp
+import re
 import statistics
 import sys
 import time
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -83,59 +91,116 @@ def summarize(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 ttft_within_target=statistics.median(diffs) <= TTFT_TARGET_MS,
                 same_outputs=sum(i["raw"]["outputs_sha256"] == i["service"]["outputs_sha256"] for i in ok),
             )
+            split = [i for i in ok if "frontend_ttft_ms" in i["raw"] and "frontend_ttft_ms" in i["service"]]
+            if split:  # the front end's own share of TTFT, per system and paired
+                frontend = [i["service"]["frontend_ttft_ms"] - i["raw"]["frontend_ttft_ms"] for i in split]
+                interval = median_interval(frontend)
+                row.update(
+                    frontend_pairs=len(split),
+                    raw_frontend_ttft_median_ms=statistics.median(i["raw"]["frontend_ttft_ms"] for i in split),
+                    service_frontend_ttft_median_ms=statistics.median(i["service"]["frontend_ttft_ms"] for i in split),
+                    frontend_ttft_diff_ms=[round(d, 2) for d in frontend],
+                    frontend_ttft_diff_median_ms=statistics.median(frontend),
+                    frontend_ttft_diff_ci95_ms=list(interval) if interval else None,
+                    frontend_within_target=statistics.median(frontend) <= TTFT_TARGET_MS,
+                )
         rows.append(row)
     return rows
+
+
+def _interval_text(median: float, ci: list[float] | None) -> str:
+    return f"{median:+.1f} " + (f"[{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "(n < 6)")
 
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| shape | C | service path | pairs | TTFT p50 diff, median [95% CI] (ms) | raw TTFT p50 (ms) "
-        "| tok/s ratio, median [min-max] | within +5 ms |",
-        "|---|---:|---|---:|---|---:|---|---|",
+        "| front end's TTFT raw / service (ms) | its diff, median [95% CI] (ms) | tok/s ratio, median [min-max] "
+        "| within +5 ms (p50 / front end) |",
+        "|---|---:|---|---:|---|---:|---|---|---|---|",
     ]
     for r in rows:
         if not r["pairs"]:
-            lines.append(f"| {r['shape']} | {r['concurrency']} | {r['path']} | 0 | failed | | | |")
+            lines.append(f"| {r['shape']} | {r['concurrency']} | {r['path']} | 0 | failed | | | | | |")
             continue
-        ci = r["ttft_p50_diff_ci95_ms"]
-        ci_text = f"[{ci[0]:+.1f}, {ci[1]:+.1f}]" if ci else "(n < 6)"
         ratios = r["throughput_ratio"]
+        frontend, frontend_diff, frontend_ok = "n/a", "n/a", "n/a"
+        if "frontend_pairs" in r:
+            frontend = f"{r['raw_frontend_ttft_median_ms']:.1f} / {r['service_frontend_ttft_median_ms']:.1f}"
+            frontend_diff = _interval_text(r["frontend_ttft_diff_median_ms"], r["frontend_ttft_diff_ci95_ms"])
+            frontend_ok = "yes" if r["frontend_within_target"] else "no"
         lines.append(
             f"| {r['shape']} | {r['concurrency']} | {r['path']} | {r['pairs']} "
-            f"| {r['ttft_p50_diff_median_ms']:+.1f} {ci_text} | {r['raw_ttft_p50_median_ms']:.1f} "
+            f"| {_interval_text(r['ttft_p50_diff_median_ms'], r['ttft_p50_diff_ci95_ms'])} "
+            f"| {r['raw_ttft_p50_median_ms']:.1f} | {frontend} | {frontend_diff} "
             f"| {r['throughput_ratio_median']:.3f} [{min(ratios):.3f}-{max(ratios):.3f}] "
-            f"| {'yes' if r['ttft_within_target'] else 'no'} |"
+            f"| {'yes' if r['ttft_within_target'] else 'no'} / {frontend_ok} |"
         )
     return "\n".join(lines)
 
 
 def plot(rows: list[dict[str, Any]], path: Path) -> None:
-    """Each level's paired TTFT differences as points, their median as a bar, the +5 ms target as a line."""
+    """Per level, the paired differences as points, their median as a bar and its 95% interval in gray, the
+    +5 ms target as a line: the TTFT p50s on the left, the front end's share of TTFT on the right."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     measured = [r for r in rows if r["pairs"]]
-    fig, ax = plt.subplots(figsize=(max(4.0, 1.6 * len(measured)), 3.6))
-    for x, r in enumerate(measured):
-        diffs = r["ttft_p50_diff_ms"]
-        spread = [x + 0.25 * (i / max(1, len(diffs) - 1) - 0.5) for i in range(len(diffs))]
-        ax.scatter(spread, diffs, s=14, alpha=0.7, color="tab:blue")
-        ax.hlines(r["ttft_p50_diff_median_ms"], x - 0.3, x + 0.3, color="black", linewidth=2)
-        if r["ttft_p50_diff_ci95_ms"]:
-            lo, hi = r["ttft_p50_diff_ci95_ms"]
-            ax.vlines(x + 0.34, lo, hi, color="gray", linewidth=3)
-    ax.axhline(0, color="gray", linewidth=0.8)
-    ax.axhline(TTFT_TARGET_MS, color="tab:red", linestyle="--", linewidth=1, label="target +5 ms")
-    ax.set_xticks(range(len(measured)))
-    ax.set_xticklabels([f"{r['shape']} c={r['concurrency']}\n{r['path']}" for r in measured], fontsize=8)
-    ax.set_ylabel("TTFT p50, service - raw (ms)")
-    ax.set_title("Paired levels (dots), median (bar), its 95% interval (gray)", fontsize=9)
-    ax.legend(fontsize=8)
+    panels = [("ttft_p50_diff", "TTFT p50, service - raw (ms)"),
+              ("frontend_ttft_diff", "front end's TTFT, service - raw (ms)")]  # fmt: skip
+    fig, axes = plt.subplots(1, 2, figsize=(max(7.0, 3.2 * len(measured)), 3.8))
+    for ax, (key, label) in zip(axes, panels, strict=True):
+        for x, r in enumerate(measured):
+            diffs = r.get(f"{key}_ms") or []
+            spread = [x + 0.25 * (i / max(1, len(diffs) - 1) - 0.5) for i in range(len(diffs))]
+            ax.scatter(spread, diffs, s=14, alpha=0.7, color="tab:blue")
+            if diffs:
+                ax.hlines(r[f"{key}_median_ms"], x - 0.3, x + 0.3, color="black", linewidth=2)
+            if r.get(f"{key}_ci95_ms"):
+                lo, hi = r[f"{key}_ci95_ms"]
+                ax.vlines(x + 0.34, lo, hi, color="gray", linewidth=3)
+        ax.axhline(0, color="gray", linewidth=0.8)
+        ax.axhline(TTFT_TARGET_MS, color="tab:red", linestyle="--", linewidth=1, label="target +5 ms")
+        ax.set_xticks(range(len(measured)))
+        ax.set_xticklabels([f"{r['shape']} c={r['concurrency']}\n{r['path']}" for r in measured], fontsize=8)
+        ax.set_ylabel(label, fontsize=9)
+        ax.legend(fontsize=8)
+    fig.suptitle("Paired levels (dots), their median (bar) and its 95% interval (gray)", fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+_TTFT_SERIES = re.compile(r"^vllm:time_to_first_token_seconds_(sum|count)(?:\{[^}]*\})? (\S+)$", re.M)
+
+
+def engine_ttft(target: load.Target) -> tuple[float, float]:
+    """vLLM's TTFT histogram on the server's /metrics, summed over its series: (seconds, requests)."""
+    request = urllib.request.Request(target.url + "/metrics", headers=target.headers())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        text = response.read().decode()
+    totals = {"sum": 0.0, "count": 0.0}
+    for kind, value in _TTFT_SERIES.findall(text):
+        totals[kind] += float(value)
+    return totals["sum"], totals["count"]
+
+
+def frontend_ttft(
+    fig: dict[str, Any], records: list[dict[str, Any]], before: tuple[float, float], after: tuple[float, float]
+) -> None:
+    """Adds the client's mean TTFT, the engine's mean TTFT over the same requests and their difference (what the
+    front end added) to a level's figures; the engine's only when it counted exactly the level's requests."""
+    ttfts = [(r["times"][0] - r["start"]) * 1000 for r in records if not r["error"] and r["times"]]
+    if not ttfts:
+        return
+    fig["mean_ttft_ms"] = statistics.fmean(ttfts)
+    seconds, count = after[0] - before[0], after[1] - before[1]
+    fig["engine_ttft_requests"] = count
+    if count == len(records) and count == len(ttfts):
+        fig["engine_mean_ttft_ms"] = seconds / count * 1000
+        fig["frontend_ttft_ms"] = fig["mean_ttft_ms"] - fig["engine_mean_ttft_ms"]
 
 
 def _target(url: str, api_key: str | None) -> load.Target:
@@ -158,8 +223,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with mp.get_context("spawn").Pool(args.client_procs) as pool:
 
         def level(target: load.Target, endpoint: str, prompts: list[str], max_tokens: int, c: int) -> dict[str, Any]:
+            before = engine_ttft(target)
             records = stream_load.drive_level(target, endpoint, prompts, max_tokens, c, pool, args.client_procs)
-            return stream_load.figures(records, tokenizer)
+            fig = stream_load.figures(records, tokenizer)
+            frontend_ttft(fig, records, before, engine_ttft(target))
+            return fig
 
         warm = stream_load.make_prompts(tokenizer, 2 * args.client_procs, 16, seed=-1)
         level(raw, "completions", warm, 8, len(warm))  # first-request costs stay out of the pairs
@@ -196,7 +264,10 @@ def _pair_line(pair: dict[str, Any], pairs: int) -> str:
             continue
         diff = fig["p50_ttft_ms"] - raw["p50_ttft_ms"]
         ratio = fig["output_throughput"] / raw["output_throughput"]
-        parts.append(f"{endpoint} {diff:+.1f} ms, tok/s x{ratio:.3f}")
+        text = f"{endpoint} {diff:+.1f} ms, tok/s x{ratio:.3f}"
+        if "frontend_ttft_ms" in fig and "frontend_ttft_ms" in raw:
+            text += f", front end {raw['frontend_ttft_ms']:.1f} -> {fig['frontend_ttft_ms']:.1f} ms"
+        parts.append(text)
     return ", ".join(parts)
 
 

@@ -334,7 +334,34 @@ def test_paired_summary_takes_the_median_of_the_paired_differences() -> None:
     assert generate["ttft_p50_diff_median_ms"] == pytest.approx(9.0) and generate["ttft_within_target"] is False
     assert generate["same_outputs"] == 0
     markdown = paired.table(list(rows.values()))
-    assert "| long | 64 | /v1/completions | 6 | +2.0 [+2.0, +2.0] | 515.0 | 1.010 [1.010-1.010] | yes |" in markdown
+    expected = "| long | 64 | /v1/completions | 6 | +2.0 [+2.0, +2.0] | 515.0 | n/a | n/a | 1.010 [1.010-1.010] "
+    expected += "| yes / n/a |"
+    assert expected in markdown
+
+
+def test_paired_splits_the_front_ends_share_of_ttft_from_the_engines() -> None:
+    records = [{"error": None, "start": 10.0, "times": [10.0 + t, 11.0]} for t in (0.300, 0.310, 0.320)]
+    fig: dict[str, object] = {}
+    # vLLM's histogram counted the level's 3 requests, 0.9 s in all: 300 ms each at the engine, 310 at the client.
+    paired.frontend_ttft(fig, records, before=(5.0, 7.0), after=(5.9, 10.0))
+    assert fig["mean_ttft_ms"] == pytest.approx(310.0) and fig["engine_mean_ttft_ms"] == pytest.approx(300.0)
+    assert fig["frontend_ttft_ms"] == pytest.approx(10.0)
+    stray: dict[str, object] = {}  # a request from elsewhere counted too: no split rather than a wrong one
+    paired.frontend_ttft(stray, records, before=(5.0, 7.0), after=(6.2, 11.0))
+    assert stray["engine_ttft_requests"] == 4 and "frontend_ttft_ms" not in stray
+
+    def fig_of(ttft: float, frontend: float) -> dict[str, object]:
+        return {"failed": 0, "p50_ttft_ms": ttft, "output_throughput": 1.0, "outputs_sha256": "d",
+                "frontend_ttft_ms": frontend}  # fmt: skip
+
+    pairs = [{"pair": i, "shape": "s", "concurrency": 4, "raw": fig_of(100.0 + 40 * (i % 3), 6.0),
+              "service": {"generate": fig_of(90.0 + 40 * (i % 2), 6.0 + 0.5 * i)}} for i in range(6)]  # fmt: skip
+    (row,) = paired.summarize(pairs)
+    assert row["raw_frontend_ttft_median_ms"] == 6.0 and row["service_frontend_ttft_median_ms"] == pytest.approx(7.25)
+    assert row["frontend_ttft_diff_median_ms"] == pytest.approx(1.25)
+    assert row["frontend_ttft_diff_ci95_ms"] == [0.0, 2.5]
+    assert row["frontend_within_target"] is True
+    assert "| 6.0 / 7.2 | +1.2 [+0.0, +2.5] |" in paired.table([row])
 
 
 @pytest.mark.engine
@@ -356,4 +383,8 @@ def test_paired_drives_both_servers_with_the_same_prompts(server, tmp_path: Path
     assert rows["completions"]["pairs"] == 2 and rows["completions"]["same_outputs"] == 2
     assert rows["generate"]["same_outputs"] == 2  # /generate streams what /v1 does for the same greedy prompts
     assert rows["completions"]["ttft_p50_diff_ci95_ms"] is None  # two pairs: too few for an interval
+    for pair in data["pairs"]:  # vLLM's own TTFT histogram counted each level's requests, on both sides
+        for fig in [pair["raw"], *pair["service"].values()]:
+            assert fig["engine_ttft_requests"] == 2 and 0 < fig["engine_mean_ttft_ms"] < fig["mean_ttft_ms"]
+    assert rows["generate"]["frontend_pairs"] == 2 and rows["generate"]["service_frontend_ttft_median_ms"] > 0
     assert (tmp_path / "paired.png").stat().st_size > 0

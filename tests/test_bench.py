@@ -13,6 +13,7 @@ import tarfile
 import time
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 
 import psutil
 import pytest
@@ -112,7 +113,7 @@ def test_task_baseline_sends_the_services_own_engine_requests(server, tokenizer)
     engine's /v1/completions they come back with the service's own answers (greedy, same prompt and constraint)."""
     import httpx
 
-    from ner.decoding import read_labels
+    from ner.decoding import read_labels, token_ends
     from viggo.mr import MeaningRepresentation
 
     text = "Tim Cook announced that Apple will open a new campus in Austin next year."
@@ -137,6 +138,17 @@ def test_task_baseline_sends_the_services_own_engine_requests(server, tokenizer)
             return response.json()["choices"][0]["text"]
 
         labels = read_labels(replayed(ner_request), names)
+
+        # NER's label scores take token boundaries from the texts vLLM decoded for each log-probability
+        # (ner.decoding.token_ends); where those texts stop spelling the answer, scoring falls back to decoding
+        # again (same scores, nine times slower). The engine's own texts are what /v1 returns as `tokens`.
+        body = task_baseline.completion_body(ner_request, model)
+        as_text = client.post("/v1/completions", json=body).json()["choices"][0]
+        as_ids = client.post("/v1/completions", json=dict(body, return_tokens_as_token_ids=True)).json()["choices"][0]
+        ids = [int(token.removeprefix("token_id:")) for token in as_ids["logprobs"]["tokens"]]
+        pieces = as_text["logprobs"]["tokens"]
+        chosen = [{i: SimpleNamespace(decoded_token=piece)} for i, piece in zip(ids, pieces, strict=True)]
+        assert token_ends(as_text["text"], ids, chosen) is not None, pieces
         served = client.post("/extract_entities", json={"text": text, "persist": False}).json()
         by_type = {"person": "persons", "organization": "organizations", "location": "locations"}
         for label, field in by_type.items():

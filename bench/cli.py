@@ -199,6 +199,12 @@ def first_model(url: str, api_key: str | None) -> dict[str, Any]:
         return json.loads(response.read())["data"][0]
 
 
+def url_target(url: str, api_key: str | None, model: str | None = None, tokenizer: str | None = None) -> load.Target:
+    """A running server as a load target: its first served model and that model's tokenizer unless named."""
+    info = first_model(url.rstrip("/"), api_key)
+    return load.Target(url.rstrip("/"), model or info["id"], tokenizer or info.get("root") or info["id"], api_key)
+
+
 def base_results(args: argparse.Namespace) -> dict[str, Any]:
     return {
         "machine": args.machine, "host": platform.node(), "cpu_count": os.cpu_count(), "versions": versions(),
@@ -245,13 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         apply_profile(args, on_gpu=False)
         args.machine = args.machine or "target"
         work = args.work_dir or RUNS_DIR / args.machine
-        info = first_model(args.url.rstrip("/"), args.api_key)
-        target = load.Target(
-            args.url.rstrip("/"),
-            args.model_name or info["id"],
-            args.tokenizer or info.get("root") or info["id"],
-            args.api_key,
-        )
+        target = url_target(args.url, args.api_key, args.model_name, args.tokenizer)
         results = base_results(args)
         results["model"] = target.model
         results["systems"][args.label] = run_system(args.label, target, args, work)

@@ -50,6 +50,11 @@ class Target:
         return auth_headers(self.api_key)
 
 
+def prompt_count(expr: str, concurrency: int) -> int:
+    """Prompts of a level: `expr`, an expression of C such as 'max(8,2*C)', at C = `concurrency`."""
+    return int(eval(expr, {"max": max, "min": min}, {"C": concurrency}))
+
+
 def bench_serve_flags(
     target: Target, input_len: int, output_len: int, result_dir: Path, seed: int = 0, num_warmups: int = 1
 ) -> list[str]:
@@ -254,7 +259,7 @@ def structured_load(
         drive(url, headers, chat_bodies(target.model, 2, 8, warm_constrained), 2)
     rows = []
     for c in concurrencies:
-        n = int(eval(prompts_expr, {"max": max, "min": min}, {"C": c}))
+        n = prompt_count(prompts_expr, c)
         free = drive(url, headers, chat_bodies(target.model, n, max_tokens, False), c)
         constrained = drive(url, headers, chat_bodies(target.model, n, max_tokens, True), c)
         ratio = (

@@ -24,7 +24,6 @@ Starts no server: bench/gpu_run.sh `up` starts both on the GPU host (bench/READM
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import math
 import multiprocessing as mp
@@ -37,7 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import load, stream_load
-from bench.cli import first_model
+from bench.cli import url_target
 
 TTFT_TARGET_MS = 5.0  # issue 12: the service's TTFT p50 within +5 ms of raw's
 
@@ -198,7 +197,7 @@ def frontend_ttft(
 ) -> None:
     """Adds the client's mean TTFT, the engine's mean TTFT over the same requests and their difference (what the
     front end added) to a level's figures; the engine's only when it counted exactly the level's requests."""
-    ttfts = [(r["times"][0] - r["start"]) * 1000 for r in records if not r["error"] and r["times"]]
+    ttfts = stream_load.ttfts_ms(records)
     if not ttfts:
         return
     fig["mean_ttft_ms"] = statistics.fmean(ttfts)
@@ -209,15 +208,10 @@ def frontend_ttft(
         fig["frontend_ttft_ms"] = fig["mean_ttft_ms"] - fig["engine_mean_ttft_ms"]
 
 
-def _target(url: str, api_key: str | None) -> load.Target:
-    info = first_model(url.rstrip("/"), api_key)
-    return load.Target(url.rstrip("/"), info["id"], info.get("root") or info["id"], api_key)
-
-
 def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
-    raw, service = _target(args.raw, args.api_key), _target(args.service, args.api_key)
+    raw, service = url_target(args.raw, args.api_key), url_target(args.service, args.api_key)
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or raw.tokenizer)
     endpoints = [e for e in args.endpoints.split(",") if e]
     shapes = stream_load.parse_shapes(args.shapes)
@@ -235,16 +229,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             frontend_ttft(fig, records, before, engine_ttft(target))
             return fig
 
-        warm = stream_load.make_prompts(tokenizer, 2 * args.client_procs, 16, seed=-1)
-        level(raw, "completions", warm, 8, len(warm))  # first-request costs stay out of the pairs
+        stream_load.warm_up(raw, "completions", tokenizer, pool, args.client_procs)
         for endpoint in endpoints:
-            level(service, endpoint, warm, 8, len(warm))
+            stream_load.warm_up(service, endpoint, tokenizer, pool, args.client_procs)
         for i in range(args.pairs):
             for shape in shapes:
                 for c in concurrencies:
-                    n = int(eval(args.prompts, {"max": max, "min": min}, {"C": c}))
-                    seed = int(hashlib.sha256(f"paired/{shape.name}/{c}/{i}".encode()).hexdigest()[:8], 16)
-                    prompts = stream_load.make_prompts(tokenizer, n, shape.input_len, seed)
+                    n = load.prompt_count(args.prompts, c)
+                    prompts = stream_load.level_prompts(tokenizer, f"paired/{shape.name}/{c}/{i}", n, shape.input_len)
                     raw_first = i % 2 == 0  # alternating order: whatever favours a position hits both alike
                     pair: dict[str, Any] = {"pair": i, "shape": shape.name, "concurrency": c, "raw_first": raw_first}
                     if raw_first:

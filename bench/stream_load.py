@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.load import Target, percentile
+from bench.load import Target, percentile, prompt_count
 
 ENDPOINTS = {"completions": "/v1/completions", "generate": "/generate"}
 FIGURES = [
@@ -70,6 +70,19 @@ def make_prompts(tokenizer: Any, n: int, input_len: int, seed: int) -> list[str]
         ids = tokenizer.encode(text, add_special_tokens=False)[:input_len]
         prompts.append(tokenizer.decode(ids))
     return prompts
+
+
+def level_prompts(tokenizer: Any, key: str, n: int, input_len: int) -> list[str]:
+    """A level's prompt set, seeded by `key`: a fresh set for each key (no prefix-cache hits from another level),
+    the same set for every endpoint and system given the same key."""
+    seed = int(hashlib.sha256(key.encode()).hexdigest()[:8], 16)
+    return make_prompts(tokenizer, n, input_len, seed)
+
+
+def warm_up(target: Target, endpoint: str, tokenizer: Any, pool: Any, client_procs: int) -> None:
+    """A few short requests: first-request costs (compilation, imports, connections) stay out of the levels."""
+    prompts = make_prompts(tokenizer, 2 * client_procs, 16, seed=-1)
+    drive_level(target, endpoint, prompts, 8, len(prompts), pool, client_procs)
 
 
 def _body(endpoint: str, model: str, prompt: str, max_tokens: int) -> dict[str, Any]:
@@ -193,7 +206,7 @@ def figures(records: list[dict[str, Any]], tokenizer: Any) -> dict[str, Any]:
         return out
     counts = [len(ids) for ids in tokenizer([r["text"] for r in ok], add_special_tokens=False)["input_ids"]]
     duration = max(r["end"] for r in ok) - min(r["start"] for r in ok)
-    ttft = [(r["times"][0] - r["start"]) * 1000 for r in ok if r["times"]]
+    ttft = ttfts_ms(ok)
     itl = [(b - a) * 1000 for r in ok for a, b in zip(r["times"], r["times"][1:], strict=False)]
     e2el = [(r["end"] - r["start"]) * 1000 for r in ok]
     tpot = [
@@ -213,6 +226,11 @@ def figures(records: list[dict[str, Any]], tokenizer: Any) -> dict[str, Any]:
     if usage:
         out["usage_output_tokens"] = sum(usage)
     return out
+
+
+def ttfts_ms(records: list[dict[str, Any]]) -> list[float]:
+    """Request sent -> first text, ms, of each answered request that streamed any text."""
+    return [(r["times"][0] - r["start"]) * 1000 for r in records if not r["error"] and r["times"]]
 
 
 def summarize(reps: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
@@ -266,25 +284,14 @@ def _levels(
     log: Any,
     partial: Path | None,
 ) -> list[dict[str, Any]]:
-    for endpoint in endpoints:  # warm-up: first-request costs (compilation, imports, connections) stay out
-        drive_level(
-            target,
-            endpoint,
-            make_prompts(tokenizer, 2 * client_procs, 16, seed=-1),
-            8,
-            2 * client_procs,
-            pool,
-            client_procs,
-        )
+    for endpoint in endpoints:
+        warm_up(target, endpoint, tokenizer, pool, client_procs)
     rows: dict[tuple[str, str, int], dict[str, Any]] = {}
     for rep in range(repeats):
         for shape in shapes:
             for c in concurrencies:
-                n = int(eval(prompts_expr, {"max": max, "min": min}, {"C": c}))
-                # A fresh prompt set per level and repetition (no prefix-cache hits from an earlier one), the
-                # same set for every endpoint and system (seeded by shape, concurrency and repetition).
-                seed = int(hashlib.sha256(f"{shape.name}/{c}/{rep}".encode()).hexdigest()[:8], 16)
-                prompts = make_prompts(tokenizer, n, shape.input_len, seed)
+                n = prompt_count(prompts_expr, c)
+                prompts = level_prompts(tokenizer, f"{shape.name}/{c}/{rep}", n, shape.input_len)
                 for endpoint in endpoints:
                     # A profiler (bench/gpu_run.sh) waits for this line to sample the level itself.
                     log(f"[stream] start rep {rep + 1}/{repeats} {shape.name} c={c} {ENDPOINTS[endpoint]}")

@@ -15,6 +15,8 @@ import json
 import sys
 import time
 
+from bench.load import prompt_count
+
 
 def main(argv: list[str]) -> int:
     out, concurrencies, prompts_expr = argv[0], [int(c) for c in argv[1].split(",")], argv[2]
@@ -25,7 +27,7 @@ def main(argv: list[str]) -> int:
 
     results = []
     for c in concurrencies:
-        n = int(eval(prompts_expr, {"max": max, "min": min}, {"C": c}))
+        n = prompt_count(prompts_expr, c)
         parser = FlexibleArgumentParser()
         add_cli_args(parser)
         args = parser.parse_args([*flags, "--max-concurrency", str(c), "--num-prompts", str(n)])

@@ -6,6 +6,7 @@
 # For each: start it, drive concurrency 64 and 256 with `python -m bench --url`, and sample the process that
 # runs the engine client / HTTP server with py-spy for 15 s during the c=256 run (collapsed stacks).
 set -u
+source "$(dirname "$0")/gpu_lib.sh"
 OUT=$1; shift
 PORT=3100
 URL=http://127.0.0.1:$PORT
@@ -16,15 +17,11 @@ for sys in "$@"; do
   case $sys in
     service) setsid env -u BENTOML_CONFIG python3 -m bentoml serve . --host 127.0.0.1 --port $PORT >"$log" 2>&1 & ready=/readyz ;;
     lean) setsid env BENTOML_CONFIG=bench/bentoml-lean.yaml python3 -m bentoml serve . --host 127.0.0.1 --port $PORT >"$log" 2>&1 & ready=/readyz ;;
-    raw) setsid python3 -m bench.vllm_cli serve $(python3 -c "
-from serving.settings import ServiceSettings; from serving.model_source import resolve_model; from serving.engine import vllm_cli_args
-s = ServiceSettings(); print(' '.join(vllm_cli_args(s, resolve_model(s))))") --host 127.0.0.1 --port $PORT >"$log" 2>&1 & ready=/health ;;
+    raw) setsid python3 -m bench.vllm_cli serve $(raw_args) --host 127.0.0.1 --port $PORT >"$log" 2>&1 & ready=/health ;;
   esac
   pid=$!
   t0=$(date +%s)
-  until python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" $URL$ready 2>/dev/null; do
-    sleep 2; kill -0 $pid 2>/dev/null || { echo "$sys died"; tail -30 "$log"; continue 2; }
-  done
+  wait_ready "$sys" "$URL$ready" $pid "$log" || continue
   echo "[prof] $sys ready after $(( $(date +%s) - t0 )) s"
   # The process to sample: the BentoML worker (engine client + ASGI app) or vllm serve's API server.
   if [ "$sys" = raw ]; then target=$pid; else target=$(pgrep -f "_bentoml_impl.worker.service" | head -1); fi

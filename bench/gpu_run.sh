@@ -13,6 +13,7 @@
 # snapshot's (a variant under test). py-spy (wheel in .device-carry/pyspy) samples the serving process for
 # 4 s inside the first repetition's short-prompt concurrency-256 level of each path.
 set -uo pipefail
+source "$(dirname "$0")/gpu_lib.sh"
 PHASE=$1; shift
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 export PYTHONUNBUFFERED=1
@@ -33,7 +34,6 @@ if [ -f "$C/snap.tar" ] && { [ "$SNAP" = /tmp/snap ] || [ "$PHASE" = up ]; }; th
 elif [ "$SNAP" != /tmp/snap ] && [ -d "$SNAP/bench" ]; then
   cd "$SNAP"  # paired/down: the code the servers were started from
 fi
-mkdir -p /tmp/pair
 if [ "$PHASE" = down ]; then
   for s in raw service; do [ -f /tmp/pair/$s.pid ] && kill -TERM -- -"$(cat /tmp/pair/$s.pid)" 2>/dev/null; done
   sleep 15; for s in raw service; do [ -f /tmp/pair/$s.pid ] && kill -KILL -- -"$(cat /tmp/pair/$s.pid)" 2>/dev/null; done
@@ -41,15 +41,13 @@ if [ "$PHASE" = down ]; then
 fi
 RAW_URL=http://127.0.0.1:3201 SERVICE_URL=http://127.0.0.1:3202
 if [ "$PHASE" = up ]; then
+  mkdir -p /tmp/pair
   export GPU_MEMORY_UTILIZATION=${SHARE:-0.42}
-  RAW_ARGS=$(python3 -c "from serving.engine import vllm_cli_args; from serving.model_source import resolve_model
-from serving.settings import ServiceSettings; s = ServiceSettings(); print(' '.join(vllm_cli_args(s, resolve_model(s))))")
+  RAW_ARGS=$(raw_args)
   up() {  # $1 name, $2 readiness path, the rest the command; its process group's leader pid to /tmp/pair/$1.pid
     local name=$1 ready=$2 url=$RAW_URL t0=$SECONDS; shift 2; [ "$name" = service ] && url=$SERVICE_URL
     setsid "$@" >"/tmp/pair/$name.log" 2>&1 & echo $! >"/tmp/pair/$name.pid"
-    until python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" "$url$ready" 2>/dev/null; do
-      sleep 0.5; kill -0 "$(cat /tmp/pair/$name.pid)" 2>/dev/null || { echo "$name died"; tail -30 "/tmp/pair/$name.log"; exit 5; }
-    done
+    wait_ready "$name" "$url$ready" "$(cat /tmp/pair/$name.pid)" "/tmp/pair/$name.log" || exit 5
     echo "$name ready at $url after $((SECONDS - t0)) s"
   }
   # shellcheck disable=SC2086  # one after the other: each sizes its KV cache from the memory it finds free

@@ -20,6 +20,7 @@ set -uo pipefail
 PHASE=$1; ARG=${2:-}
 OUT=${OUT:-/tmp/out}; mkdir -p "$OUT"
 ROOT=$PWD; C=$ROOT/.device-carry
+source "$ROOT/bench/gpu_lib.sh"
 stage() {  # every carried GGUF part, gguf's wheel and the model's small files, kept for the conversion
   mkdir -p /tmp/gguf && for f in "$C"/g*/part* "$C"/g*/gguf-*.whl "$C/smol-extra"; do [ -e "$f" ] && cp -r "$f" /tmp/gguf/; done
 }
@@ -46,8 +47,7 @@ export ADAPTERS=viggo=$ADAPTER,ner=$NER_PATH VIGGO_ADAPTER=viggo NER_ADAPTER=ner
 export RESULTS_URI=/tmp/job-results SPOOL_DIR=/tmp/spool JOB_INPUT_ROOTS=/tmp/job-in
 REPEATS=${REPEATS:-3}; PARTS=${PARTS:-jobs chat offline prep}
 PORT=3100; URL=http://127.0.0.1:$PORT
-RAW_ARGS=$(python3 -c "from serving.engine import resolve_model, vllm_cli_args; from serving.settings import \
-ServiceSettings; s = ServiceSettings(); print(' '.join(vllm_cli_args(s, resolve_model(s))))")
+RAW_ARGS=$(raw_args)
 
 start() {  # $1: service|raw; ready time to $OUT/starts.txt
   local t0; t0=$(date +%s.%N)
@@ -59,9 +59,7 @@ start() {  # $1: service|raw; ready time to $OUT/starts.txt
   fi
   SVC=$!
   local ready=/readyz; [ "$1" = raw ] && ready=/health
-  until python3 -c "import urllib.request,sys; urllib.request.urlopen(sys.argv[1], timeout=2)" "$URL$ready" 2>/dev/null; do
-    sleep 0.5; kill -0 $SVC 2>/dev/null || { echo "$1 died"; tail -20 "/tmp/$1.log"; return 1; }
-  done
+  wait_ready "$1" "$URL$ready" $SVC "/tmp/$1.log" || return 1
   echo "$1 $(python3 -c "import time; print(round(time.time() - $t0, 1))") $(date -u +%H:%M:%S)" | tee -a /tmp/starts.txt
 }
 stop() { kill -TERM -- -$SVC 2>/dev/null; for _ in $(seq 30); do kill -0 $SVC 2>/dev/null || break; sleep 1; done

@@ -18,7 +18,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from bench import frontend_cpu, gpu_bundle, load, paired, report, task_baseline
+from bench import frontend_cpu, gpu_bundle, load, paired, report, servers, task_baseline
 from bench import label_scores as label_scores_bench
 from bench.cli import main
 
@@ -401,3 +401,40 @@ def test_paired_drives_both_servers_with_the_same_prompts(server, tmp_path: Path
             assert fig["engine_ttft_requests"] == 2 and 0 < fig["engine_mean_ttft_ms"] < fig["mean_ttft_ms"]
     assert rows["generate"]["frontend_pairs"] == 2 and rows["generate"]["service_frontend_ttft_median_ms"] > 0
     assert (tmp_path / "paired.png").stat().st_size > 0
+
+
+def test_gpu_scripts_shell_pieces_give_the_services_flags_and_wait_for_readiness(
+    default_model_dir: Path, tmp_path: Path
+) -> None:
+    """bench/gpu_lib.sh, sourced by the GPU-host scripts: `raw_args` is serving.engine.vllm_cli_args of this
+    environment's settings (what raw vLLM gets); `wait_ready` returns once a real server answers, 1 if it died."""
+    from serving.engine import vllm_cli_args
+    from serving.model_source import resolve_model
+    from serving.settings import ServiceSettings
+
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}:{os.environ['PATH']}")  # python3: this interpreter
+
+    def lib(script: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "-c", f"source bench/gpu_lib.sh; {script}"], env=env, capture_output=True, text=True, timeout=120
+        )
+
+    settings = ServiceSettings()
+    assert lib("raw_args").stdout.split() == vllm_cli_args(settings, resolve_model(settings))
+
+    port = servers.free_port()
+    url = f"http://127.0.0.1:{port}/"
+    web = subprocess.Popen(
+        [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        ready = lib(f"wait_ready web {url} {web.pid} /dev/null && echo ready")
+        assert ready.returncode == 0 and ready.stdout.strip() == "ready"
+    finally:
+        web.terminate()
+        web.wait()
+    log = tmp_path / "dead.log"
+    died = lib(f"python3 -c 'print(\"bad flag\")' >{log} 2>&1 & wait_ready dead {url} $! {log}")
+    assert died.returncode == 1 and "dead died" in died.stdout and "bad flag" in died.stdout

@@ -22,7 +22,7 @@ from serving.disconnect import DisconnectMiddleware
 from serving.errors import answers_errors
 from serving.job_protocol import JobId, JobManifest, JobSource, Overwrite
 from serving.lifecycle import EngineGuardMiddleware, Lifecycle, install_serve_hooks
-from serving.openai_app import LateOpenAIApp
+from serving.openai_app import DirectToOpenAIApp, LateOpenAIApp
 from serving.openapi import OpenAPIMiddleware
 from serving.protocol import (
     AdapterName,
@@ -291,8 +291,10 @@ if settings.api_key is not None:
 llm_service.add_asgi_middleware(AdmissionMiddleware, admission=admission)
 llm_service.add_asgi_middleware(EngineGuardMiddleware, failure=lifecycle.engine_failure)
 llm_service.add_asgi_middleware(RequestLimitsMiddleware, limits=RequestLimits.from_settings(settings))
+# /v1 past everything below, which only the service's own endpoints use (serving/openai_app.py).
+llm_service.add_asgi_middleware(DirectToOpenAIApp, openai_app=openai_app)
 llm_service.add_asgi_middleware(JsonEndpointsMiddleware, routes=endpoint_routes(llm_service.apis.values()))
 llm_service.add_asgi_middleware(OpenAPIMiddleware, service=LLMService)
-# Innermost, so that it watches the connection only once the body has reached the endpoint; not for vLLM's app,
-# whose handlers abort on a disconnect themselves.
-llm_service.add_asgi_middleware(DisconnectMiddleware, skip_prefixes=("/v1/",))
+# Innermost, so that it watches the connection only once the body has reached the endpoint. vLLM's app (/v1), whose
+# handlers abort on a disconnect themselves, never gets here.
+llm_service.add_asgi_middleware(DisconnectMiddleware)

@@ -15,8 +15,9 @@ The watcher becomes the only reader of the connection; a `receive()` by the app 
 the watcher read, so no message is stolen. Once the response is complete nothing is cancelled any more: work
 that runs after it (background tasks, such as BentoML's task endpoints running a job) outlives the caller.
 
-vLLM's own app (/v1) is skipped (`skip_prefixes`): its handlers abort on a disconnect themselves, as under `vllm
-serve`, and a wrapper there would be one more call on every streamed chunk of the path that carries the most chunks.
+vLLM's own app (/v1) never reaches it (`DirectToOpenAIApp` sends /v1 past it): its handlers abort on a disconnect
+themselves, as under `vllm serve`, and a wrapper there would be one more call on every streamed chunk of the path
+that carries the most chunks.
 """
 
 from __future__ import annotations
@@ -95,12 +96,11 @@ class _Exchange:
 
 
 class DisconnectMiddleware:
-    def __init__(self, app: ASGIApp, skip_prefixes: tuple[str, ...] = ()) -> None:
+    def __init__(self, app: ASGIApp) -> None:
         self.app = app
-        self.skip_prefixes = skip_prefixes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"].startswith(self.skip_prefixes):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         handler = asyncio.current_task()

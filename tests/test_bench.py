@@ -438,3 +438,27 @@ def test_gpu_scripts_shell_pieces_give_the_services_flags_and_wait_for_readiness
     log = tmp_path / "dead.log"
     died = lib(f"python3 -c 'print(\"bad flag\")' >{log} 2>&1 & wait_ready dead {url} $! {log}")
     assert died.returncode == 1 and "dead died" in died.stdout and "bad flag" in died.stdout
+
+
+@pytest.mark.parametrize("via_mount", [False, True])
+def test_asgi_layers_drives_v1_through_each_layer_of_the_service(tmp_path: Path, via_mount: bool) -> None:
+    # A process of its own: it builds the service's ASGI app (importing service.py, no engine).
+    out = tmp_path / "layers.json"
+    flags = ["--via-mount"] if via_mount else []
+    subprocess.run(
+        [sys.executable, "-m", "bench.asgi_layers", "--requests", "32", "--concurrency", "8", "--reps", "1",
+         "--out", str(out), *flags],
+        check=True, timeout=300,
+    )  # fmt: skip
+    figures = json.loads(out.read_text())
+    names = [row["layer"] for row in figures["layers"]]
+    # Outermost BentoML's, then the front door, down to the stand-in for vLLM's app; every request answered 200.
+    assert names[0] == "ServerErrorMiddleware" and names[-2:] == ["LateOpenAIApp", "FastAPI"]
+    assert {"RunnerTrafficMetricsMiddleware", "AdmissionMiddleware", "RequestLimitsMiddleware"} <= set(names)
+    if via_mount:
+        assert "DirectToOpenAIApp" not in names and {"ContextMiddleware", "Router"} <= set(names)
+    else:
+        assert names[names.index("DirectToOpenAIApp") + 1] == "LateOpenAIApp"
+        assert not {"JsonEndpointsMiddleware", "DisconnectMiddleware", "ContextMiddleware", "Router"} & set(names)
+    assert all(row["us_from_here_in"] > 0 for row in figures["layers"])
+    assert figures["extra_us"] == pytest.approx(figures["service_us"] - figures["stand_in_us"], abs=0.2)

@@ -71,21 +71,18 @@ def service_app(chunks: int, via_mount: bool) -> tuple[ASGIApp, ASGIApp]:
 
 def layers(app: Any, inner: ASGIApp) -> list[Any]:
     """The callables a /v1 request passes, outermost first, down to the stand-in."""
-    from serving.openai_app import DirectToOpenAIApp, LateOpenAIApp
+    from serving.openai_app import DirectToOpenAIApp
 
     app.middleware_stack = app.build_middleware_stack()
     chain: list[Any] = []
     layer: Any = app.middleware_stack
-    while layer is not inner:
+    while layer is not inner:  # every layer, the late app included, holds the next one in `.app`, but these two
         chain.append(layer)
         if isinstance(layer, DirectToOpenAIApp):
             layer = layer.openai_app
         elif isinstance(layer, Router):
             layer = next(r.app for r in layer.routes if isinstance(r, Mount) and r.path == "/v1")
         else:
-            layer = layer.app
-        if isinstance(layer, LateOpenAIApp):
-            chain.append(layer)
             layer = layer.app
     return [*chain, inner]
 

@@ -24,6 +24,10 @@ if TYPE_CHECKING:
     from vllm.engine.protocol import EngineClient
 
 
+# vLLM's routes, all under the service's /v1 mount.
+OPENAI_PREFIX = "/v1/"
+
+
 def _vllm_app_builders() -> tuple[Any, Any]:
     try:  # vLLM >= 0.30
         from vllm.entrypoints.launchers.api_server.app_state import init_app_state
@@ -97,13 +101,12 @@ class DirectToOpenAIApp:
     access log, timeout) still see every request.
     """
 
-    def __init__(self, app: ASGIApp, openai_app: ASGIApp, prefix: str = "/v1/") -> None:
+    def __init__(self, app: ASGIApp, openai_app: ASGIApp) -> None:
         self.app = app
         self.openai_app = openai_app
-        self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.prefix):
+        if scope["type"] == "http" and scope["path"].startswith(OPENAI_PREFIX):
             await self.openai_app(scope, receive, send)
         else:
             await self.app(scope, receive, send)

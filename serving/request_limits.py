@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from serving.errors import RequestError, ServiceError, error_response
+from serving.openai_app import OPENAI_PREFIX
 
 if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
     from serving.settings import ServiceSettings
 
-OPENAI_PREFIX = "/v1/"
 # Names of the structured-output constraints on vLLM 0.32 (`response_format`, `structured_outputs`) and
 # 0.25 (the `guided_*` fields); `tools` carry JSON schemas that constrain decoding too.
 CONSTRAINT_FIELDS = (

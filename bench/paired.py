@@ -17,6 +17,7 @@ paired difference is the front end's own TTFT cost, free of the queue's noise.
 
     python -m bench.paired --raw URL --service URL --shapes long:512:128 --concurrency 4,64 --pairs 10 \
         --endpoints completions,generate --out results.json [--plot paired.png]
+    python -m bench.paired --merge a.json b.json --out both.json [--plot both.png]  # pairs of runs, together
 
 Starts no server: bench/gpu_run.sh `up` starts both on the GPU host (bench/README.md).
 """
@@ -252,6 +253,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+def merge(paths: list[Path]) -> dict[str, Any]:
+    """The pairs of earlier runs (their results JSONs) summarized together, as one run of all their pairs would be:
+    more pairs against the same two servers narrow the median's interval."""
+    runs = [json.loads(path.read_text()) for path in paths]
+    pairs = [pair for run in runs for pair in run["pairs"]]
+    return {"merged": [str(path) for path in paths], "dates": [run["date"] for run in runs], "pairs": pairs,
+            "summary": summarize(pairs)}  # fmt: skip
+
+
 def _pair_line(pair: dict[str, Any], pairs: int) -> str:
     raw = pair["raw"]
     parts = [f"[paired] {pair['pair'] + 1}/{pairs} {pair['shape']} c={pair['concurrency']}"]
@@ -273,8 +283,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(
         prog="python -m bench.paired", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    p.add_argument("--raw", required=True, help="raw `vllm serve` base URL")
-    p.add_argument("--service", required=True, help="the service's base URL")
+    p.add_argument("--raw", help="raw `vllm serve` base URL")
+    p.add_argument("--service", help="the service's base URL")
+    p.add_argument("--merge", type=Path, nargs="+", help="summarize these earlier results' pairs together instead")
     p.add_argument("--api-key", help="Bearer key of both servers, if any")
     p.add_argument("--tokenizer", help="tokenizer path for the prompts (default: raw's /v1/models root)")
     p.add_argument("--shapes", default="long:512:128", help="NAME:INPUT_LEN:OUTPUT_LEN,...")
@@ -286,6 +297,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, required=True, help="results JSON (written after every pair)")
     p.add_argument("--plot", type=Path, help="PNG of the paired differences")
     args = p.parse_args(argv)
+    if not args.merge and not (args.raw and args.service):
+        p.error("--raw and --service are required (or --merge with earlier results)")
     unknown = set(args.endpoints.split(",")) - set(stream_load.ENDPOINTS)
     if unknown:
         p.error(f"--endpoints: unknown {sorted(unknown)}; choose from {sorted(stream_load.ENDPOINTS)}")
@@ -294,7 +307,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    out = run(args)
+    if args.merge:
+        out = merge(args.merge)
+        args.out.write_text(json.dumps(out, indent=1))
+    else:
+        out = run(args)
     print(table(out["summary"]))
     if args.plot:
         plot(out["summary"], args.plot)

@@ -377,6 +377,31 @@ def test_paired_splits_the_front_ends_share_of_ttft_from_the_engines() -> None:
     assert "| 6.0 / 7.2 | +1.2 [+0.0, +2.5] |" in paired.table([row])
 
 
+def test_paired_merge_summarizes_the_pairs_of_several_runs_together(tmp_path: Path) -> None:
+    def fig(ttft: float, frontend: float) -> dict[str, object]:
+        return {"failed": 0, "p50_ttft_ms": ttft, "output_throughput": 1.0, "outputs_sha256": "d",
+                "frontend_ttft_ms": frontend}  # fmt: skip
+
+    runs = []
+    for k in range(2):  # two runs of 3 pairs: too few for an interval alone, 6 together
+        pairs = [{"pair": i, "shape": "long", "concurrency": 64, "raw": fig(500.0, 30.0),
+                  "service": {"completions": fig(500.0 + i + 3 * k, 31.0 + i + 3 * k)}} for i in range(3)]  # fmt: skip
+        path = tmp_path / f"run{k}.json"
+        path.write_text(json.dumps({"date": f"2026-12-0{k + 1}", "pairs": pairs, "summary": paired.summarize(pairs)}))
+        runs.append(path)
+    assert json.loads(runs[0].read_text())["summary"][0]["frontend_ttft_diff_ci95_ms"] is None
+    out, plot = tmp_path / "both.json", tmp_path / "both.png"
+    assert paired.main(["--merge", *map(str, runs), "--out", str(out), "--plot", str(plot)]) == 0
+    merged = json.loads(out.read_text())
+    assert merged["merged"] == [str(p) for p in runs] and merged["dates"] == ["2026-12-01", "2026-12-02"]
+    (row,) = merged["summary"]
+    assert row["pairs"] == 6 and row["frontend_ttft_diff_median_ms"] == pytest.approx(3.5)
+    assert row["frontend_ttft_diff_ci95_ms"] == [1.0, 6.0] and row["ttft_p50_diff_median_ms"] == pytest.approx(2.5)
+    assert plot.stat().st_size > 0
+    with pytest.raises(SystemExit):
+        paired.parse_args(["--out", str(out)])  # neither servers nor runs to merge
+
+
 @pytest.mark.engine
 def test_paired_drives_both_servers_with_the_same_prompts(server, tmp_path: Path) -> None:
     # The shared service stands in for both sides: same engine, so every pair's answers must match.

@@ -32,6 +32,7 @@ import re
 import statistics
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 from typing import Any
@@ -182,11 +183,17 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
 _TTFT_SERIES = re.compile(r"^vllm:time_to_first_token_seconds_(sum|count)(?:\{[^}]*\})? (\S+)$", re.M)
 
 
-def engine_ttft(target: load.Target) -> tuple[float, float]:
-    """vLLM's TTFT histogram on the server's /metrics, summed over its series: (seconds, requests)."""
+def engine_ttft(target: load.Target) -> tuple[float, float] | None:
+    """vLLM's TTFT histogram on the server's /metrics, summed over its series: (seconds, requests); None where the
+    server has no /metrics (the service with BentoML's metrics off), and the level gets no front-end split."""
     request = urllib.request.Request(target.url + "/metrics", headers=target.headers())
-    with urllib.request.urlopen(request, timeout=30) as response:
-        text = response.read().decode()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            text = response.read().decode()
+    except urllib.error.HTTPError as exc:
+        if exc.code != 404:
+            raise
+        return None
     totals = {"sum": 0.0, "count": 0.0}
     for kind, value in _TTFT_SERIES.findall(text):
         totals[kind] += float(value)
@@ -194,7 +201,10 @@ def engine_ttft(target: load.Target) -> tuple[float, float]:
 
 
 def frontend_ttft(
-    fig: dict[str, Any], records: list[dict[str, Any]], before: tuple[float, float], after: tuple[float, float]
+    fig: dict[str, Any],
+    records: list[dict[str, Any]],
+    before: tuple[float, float] | None,
+    after: tuple[float, float] | None,
 ) -> None:
     """Adds the client's mean TTFT, the engine's mean TTFT over the same requests and their difference (what the
     front end added) to a level's figures; the engine's only when it counted exactly the level's requests."""
@@ -202,6 +212,8 @@ def frontend_ttft(
     if not ttfts:
         return
     fig["mean_ttft_ms"] = statistics.fmean(ttfts)
+    if before is None or after is None:
+        return
     seconds, count = after[0] - before[0], after[1] - before[1]
     fig["engine_ttft_requests"] = count
     if count == len(records) and count == len(ttfts):

@@ -5,12 +5,15 @@ Starts no engine of its own: `python -m bench --url ...` drives the session's `s
 
 from __future__ import annotations
 
+import http.server
 import json
 import os
 import subprocess
 import sys
 import tarfile
+import threading
 import time
+import urllib.error
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
@@ -375,6 +378,31 @@ def test_paired_splits_the_front_ends_share_of_ttft_from_the_engines() -> None:
     assert row["frontend_ttft_diff_ci95_ms"] == [0.0, 2.5]
     assert row["frontend_ttft_diff_within_target"] is True
     assert "| 6.0 / 7.2 | +1.2 [+0.0, +2.5] |" in paired.table([row])
+
+
+def test_paired_levels_without_metrics_get_no_front_end_split() -> None:
+    # A server whose /metrics answers 404 (the service with BentoML's metrics off): no split, never a crash.
+    class NoMetrics(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_error(404 if self.path == "/metrics" else 500)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), NoMetrics)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        assert paired.engine_ttft(load.Target(url, "m", "t")) is None
+        fig: dict[str, object] = {}
+        records = [{"error": None, "start": 1.0, "times": [1.25, 2.0]}]
+        paired.frontend_ttft(fig, records, None, None)
+        assert fig == {"mean_ttft_ms": pytest.approx(250.0)}
+        server.RequestHandlerClass = type("Broken", (NoMetrics,), {"do_GET": lambda self: self.send_error(500)})
+        with pytest.raises(urllib.error.HTTPError):  # any other failure still stops the run
+            paired.engine_ttft(load.Target(url, "m", "t"))
+    finally:
+        server.shutdown()
 
 
 def test_paired_merge_summarizes_the_pairs_of_several_runs_together(tmp_path: Path) -> None:

@@ -73,7 +73,8 @@ def v1_level(url: str, pid: int, requests: int, api_key: str | None = None, seed
         f"{url}/v1/completions", auth_headers(api_key), bodies[1:], CONCURRENCY, pid, warm_up=bodies[0]
     )
     print(f"[frontend-cpu] v1 c={CONCURRENCY}: {figures['ok']}/{requests} ok, "
-          f"front end {figures['frontend_cpu_ms_per_request']:.2f} CPU ms/request", flush=True)  # fmt: skip
+          f"front end {figures['frontend_cpu_ms_per_request']:.2f} CPU ms/request, "
+          f"event loop {figures['loop_cpu_ms_per_request']:.3f}", flush=True)  # fmt: skip
     return figures
 
 
@@ -105,9 +106,10 @@ def measure(checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir
     with servers.started(kind, cmd, env, out_dir / f"{label}.log", ready, cwd=checkout) as server:
         pid = frontend_pid(kind, server.pid)
         time.sleep(5)  # start-up's last work (the first stat log) out of the idle window
-        before = task_baseline.cpu_seconds(pid)
+        before = task_baseline.cpu_seconds(pid), task_baseline.loop_cpu_seconds(pid)
         time.sleep(IDLE_S)
-        idle_ms_per_s = (task_baseline.cpu_seconds(pid) - before) * 1000 / IDLE_S
+        idle_ms_per_s = (task_baseline.cpu_seconds(pid) - before[0]) * 1000 / IDLE_S
+        loop_idle_ms_per_s = (task_baseline.loop_cpu_seconds(pid) - before[1]) * 1000 / IDLE_S
         task_list = [task for task in tasks.split(",") if task != "v1"]
         if task_list:
             argv = [kind, "--url", server.url, "--concurrency", str(CONCURRENCY), "--repeats", "1",
@@ -119,17 +121,20 @@ def measure(checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir
         data: dict[str, Any] = json.loads(out.read_text()) if task_list else {"target": kind, "results": {}}
         if "v1" in tasks.split(","):
             data["results"]["v1_completions"] = [v1_level(server.url, pid, rpl * CONCURRENCY * 4)]  # short: 4x as many
-    data |= {"label": label, "checkout": str(checkout), "idle_cpu_ms_per_s": round(idle_ms_per_s, 3)}
-    lines = [f"{label} idle CPU ms/s: {idle_ms_per_s:.2f}"]
+    data |= {"label": label, "checkout": str(checkout), "idle_cpu_ms_per_s": round(idle_ms_per_s, 3),
+             "loop_idle_cpu_ms_per_s": round(loop_idle_ms_per_s, 4)}  # fmt: skip
+    lines = [f"{label} idle CPU ms/s: {idle_ms_per_s:.2f} (event loop {loop_idle_ms_per_s:.3f})"]
     for task, rows in data["results"].items():
         for row in rows:
-            net = net_ms_per_request(
-                row["frontend_cpu_ms_per_request"], idle_ms_per_s, row["duration"] / row["requests"]
-            )
+            seconds_per_request = row["duration"] / row["requests"]
+            net = net_ms_per_request(row["frontend_cpu_ms_per_request"], idle_ms_per_s, seconds_per_request)
+            loop_net = net_ms_per_request(row["loop_cpu_ms_per_request"], loop_idle_ms_per_s, seconds_per_request)
             row["frontend_cpu_ms_per_request_net"] = round(net, 3)
+            row["loop_cpu_ms_per_request_net"] = round(loop_net, 4)
             lines.append(
                 f"{label} {task} c={row['concurrency']}: {row['requests']} requests, front end "
-                f"{row['frontend_cpu_ms_per_request']:.2f} CPU ms/request gross, {net:.2f} net of idle"
+                f"{row['frontend_cpu_ms_per_request']:.2f} CPU ms/request gross, {net:.2f} net of idle; "
+                f"its event loop {row['loop_cpu_ms_per_request']:.3f} gross, {loop_net:.3f} net"
             )
     out.write_text(json.dumps(data, indent=1))
     with (out_dir / "summary.txt").open("a") as summary:

@@ -234,6 +234,7 @@ def test_frontend_cpu_times_v1_requests_on_the_shared_server(server) -> None:
     figures = frontend_cpu.v1_level(server.url, worker, 16, api_key=server.api_key)
     assert figures["ok"] == figures["requests"] == 16
     assert figures["frontend_cpu_ms_per_request"] > 0  # 16 requests of 512 tokens: several 10 ms clock ticks
+    assert 0 < figures["loop_cpu_ms_per_request"] <= figures["frontend_cpu_ms_per_request"] + 10  # one tick's slack
 
 
 def test_label_scores_bench_gets_the_same_scores_both_ways(default_model_dir: Path) -> None:
@@ -247,6 +248,13 @@ def test_task_baseline_reads_a_processs_cpu_time_and_reports_it_per_request(tmp_
     while time.process_time() - started < 0.3:  # busy
         pass
     assert task_baseline.cpu_seconds(own) - before == pytest.approx(time.process_time() - started, abs=0.05)
+    # The main thread's, to the nanosecond: the clock this thread reads for itself.
+    loop_before, thread_started = task_baseline.loop_cpu_seconds(own), time.thread_time()
+    while time.thread_time() - thread_started < 0.1:
+        pass
+    assert task_baseline.loop_cpu_seconds(own) - loop_before == pytest.approx(
+        time.thread_time() - thread_started, abs=0.005
+    )
     row = {"concurrency": 8, "request_throughput": 5.0, "p50_latency_ms": 1.0, "p99_latency_ms": 2.0}
     for target, cpu in (("service", 2.5), ("raw", 1.25)):
         run = {"target": target, "results": {"extract_entities": [row | {"frontend_cpu_ms_per_request": cpu}]}}

@@ -8,10 +8,11 @@ flags (`serving.engine.vllm_cli_args` of that checkout) and the shipped adapters
 environment as usual (TRACE_REQUESTS=true, ...: an A/B of one setting).
 
     python -m bench.frontend_cpu DIR service|raw LABEL [--tasks extract_entities,viggo,v1] [--rpl 12] [--out-dir D]
+        [--v1-prompt-tokens 512]
         -> D/LABEL.json (task_baseline's results, plus idle_cpu_ms_per_s and each level's net figure),
            a line per figure in D/summary.txt
 
-`v1`: /v1/completions with 512-token random prompts and one output token (mostly the request's way in: what a burst
+`v1`: /v1/completions with 512-token random prompts (`--v1-prompt-tokens`) and one output token (mostly the request's way in: what a burst
 of new requests costs the front end before their prefill starts). DIR: a checkout (a `git worktree` of the commit to
 measure). Clock ticks are 10 ms and two cores are shared with the
 engine and the client here, so differences under ~1.5 ms per request are noise on this machine (bench/README.md).
@@ -58,13 +59,15 @@ def net_ms_per_request(gross_ms: float, idle_ms_per_s: float, seconds_per_reques
     return gross_ms - idle_ms_per_s * seconds_per_request
 
 
-def v1_level(url: str, pid: int, requests: int, api_key: str | None = None, seed: int = 0) -> dict[str, Any]:
+def v1_level(
+    url: str, pid: int, requests: int, api_key: str | None = None, seed: int = 0, prompt_tokens: int = V1_PROMPT_TOKENS
+) -> dict[str, Any]:
     """/v1/completions at CONCURRENCY: random prompts (no prefix-cache hits), one output token each; `pid`'s CPU
     time per request."""
     model = first_model(url, api_key)["id"]
     rng = random.Random(seed)
     bodies = [
-        {"model": model, "prompt": [rng.randrange(1000, 20000) for _ in range(V1_PROMPT_TOKENS)], "max_tokens": 1,
+        {"model": model, "prompt": [rng.randrange(1000, 20000) for _ in range(prompt_tokens)], "max_tokens": 1,
          "temperature": 0}
         for _ in range(requests + 1)
     ]  # fmt: skip
@@ -92,7 +95,9 @@ def _command(checkout: Path, kind: str, port: int, env: dict[str, str]) -> tuple
     return servers.raw_command(flags + lora, port), "/health"
 
 
-def measure(checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir: Path) -> dict[str, Any]:
+def measure(
+    checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir: Path, v1_prompt_tokens: int = V1_PROMPT_TOKENS
+) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
@@ -120,7 +125,8 @@ def measure(checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir
             task_baseline.main(argv)
         data: dict[str, Any] = json.loads(out.read_text()) if task_list else {"target": kind, "results": {}}
         if "v1" in tasks.split(","):
-            data["results"]["v1_completions"] = [v1_level(server.url, pid, rpl * CONCURRENCY * 4)]  # short: 4x as many
+            requests = rpl * CONCURRENCY * 4  # short: 4x as many
+            data["results"]["v1_completions"] = [v1_level(server.url, pid, requests, prompt_tokens=v1_prompt_tokens)]
     data |= {"label": label, "checkout": str(checkout), "idle_cpu_ms_per_s": round(idle_ms_per_s, 3),
              "loop_idle_cpu_ms_per_s": round(loop_idle_ms_per_s, 4)}  # fmt: skip
     lines = [f"{label} idle CPU ms/s: {idle_ms_per_s:.2f} (event loop {loop_idle_ms_per_s:.3f})"]
@@ -151,8 +157,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--tasks", default="extract_entities,viggo")
     parser.add_argument("--rpl", type=int, default=4, help="requests per level = this x 8")
     parser.add_argument("--out-dir", type=Path, default=Path("/tmp/frontend-cpu"))
+    parser.add_argument(
+        "--v1-prompt-tokens",
+        type=int,
+        default=V1_PROMPT_TOKENS,
+        help="prompt length of the v1 level (short prompts: many requests per second, the engine's prefill small)",
+    )
     args = parser.parse_args(argv)
-    measure(args.checkout.resolve(), args.kind, args.label, args.tasks, args.rpl, args.out_dir)
+    measure(args.checkout.resolve(), args.kind, args.label, args.tasks, args.rpl, args.out_dir, args.v1_prompt_tokens)
     return 0
 
 

@@ -12,10 +12,12 @@ environment as usual (TRACE_REQUESTS=true, ...: an A/B of one setting).
         -> D/LABEL.json (task_baseline's results, plus idle_cpu_ms_per_s and each level's net figure),
            a line per figure in D/summary.txt
 
-`v1`: /v1/completions with 512-token random prompts (`--v1-prompt-tokens`) and one output token (mostly the request's way in: what a burst
-of new requests costs the front end before their prefill starts). DIR: a checkout (a `git worktree` of the commit to
-measure). Clock ticks are 10 ms and two cores are shared with the
-engine and the client here, so differences under ~1.5 ms per request are noise on this machine (bench/README.md).
+`v1`: /v1/completions with 512-token random prompts (`--v1-prompt-tokens`) and one output token (mostly the
+request's way in: what a burst of new requests costs the front end before their prefill starts). DIR: a checkout (a
+`git worktree` of the commit to measure). Clock ticks are 10 ms and two cores are shared with the engine and the
+client here, so differences under ~1.5 ms per request are noise on this machine (bench/README.md) in the process'
+figure; the event loop's own (its thread's schedstat, in nanoseconds) resolves tenths of a millisecond where requests
+are short, since the idle rate subtracted from it grows with each request's duration.
 """
 
 from __future__ import annotations

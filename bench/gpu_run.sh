@@ -7,7 +7,8 @@
 #   bash bench/gpu_run.sh paired [ARGS]        `python -m bench.paired` on those two (ARGS go to it)
 #   bash bench/gpu_run.sh down                 stop both
 # Environment: OUT (results come back from there), LABEL (results key of the service, default "service"),
-# LIMIT (seconds the bench may run, default 540).
+# LIMIT (seconds the bench may run, default 540); for `paired`, SPY_S (py-spy both serving processes for that many
+# seconds, SPY_AFTER_S (default 30) into the run: .device-carry/pyspy carried; $OUT/spy-{raw,service}-$LABEL.txt).
 # The code run is a snapshot, .device-carry/snap.tar (`git archive HEAD`), when carried, so that edits in
 # progress in the shared checkout never reach a timed run; files under .device-carry/$OVERLAY/ replace the
 # snapshot's (a variant under test). py-spy (wheel in .device-carry/pyspy) samples the serving process for
@@ -57,15 +58,23 @@ if [ "$PHASE" = up ]; then
   nvidia-smi --query-gpu=memory.used --format=csv
   exit 0
 fi
-if [ "$PHASE" = paired ]; then
-  timeout -s INT -k 30 "${LIMIT:-540}" python3 -m bench.paired --raw $RAW_URL --service $SERVICE_URL \
-    --out "$OUT/paired${LABEL:+-$LABEL}.json" --plot "$OUT/paired${LABEL:+-$LABEL}.png" "$@" 2>&1 | tee "$OUT/log-paired${LABEL:+-$LABEL}.txt"
-  exit "${PIPESTATUS[0]}"
-fi
 if [ -d "$C/pyspy" ] && [ ! -x /tmp/pyspy/bin/py-spy ]; then
   python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy "$C"/pyspy/*.whl
 fi
 export PATH=/tmp/pyspy/bin:$PATH
+if [ "$PHASE" = paired ]; then
+  if [ -n "${SPY_S:-}" ] && command -v py-spy >/dev/null; then  # both serving processes, the same SPY_S seconds
+    ( sleep "${SPY_AFTER_S:-30}"
+      py-spy record -p "$(pgrep -f 'bench.vllm_cli serve' | head -1)" -d "$SPY_S" -r 250 --nonblocking -f raw \
+        -o "$OUT/spy-raw${LABEL:+-$LABEL}.txt" >/dev/null 2>&1 &
+      py-spy record -p "$(pgrep -f '_bentoml_impl.worker.service' | head -1)" -d "$SPY_S" -r 250 --nonblocking -f raw \
+        -o "$OUT/spy-service${LABEL:+-$LABEL}.txt" >/dev/null 2>&1 &
+      wait ) &
+  fi
+  timeout -s INT -k 30 "${LIMIT:-540}" python3 -m bench.paired --raw $RAW_URL --service $SERVICE_URL \
+    --out "$OUT/paired${LABEL:+-$LABEL}.json" --plot "$OUT/paired${LABEL:+-$LABEL}.png" "$@" 2>&1 | tee "$OUT/log-paired${LABEL:+-$LABEL}.txt"
+  rc=${PIPESTATUS[0]}; wait; exit "$rc"
+fi
 LABEL=${LABEL:-service}
 NAME=h100-$LABEL; [ "$PHASE" = raw ] && NAME=h100-raw  # both systems may run in one call, into one $OUT
 WORK=/tmp/bw-$PHASE-$LABEL

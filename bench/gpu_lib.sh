@@ -11,3 +11,8 @@ wait_ready() {  # $1 name, $2 URL that answers 200 once ready, $3 pid, $4 its lo
     sleep 0.5; kill -0 "$3" 2>/dev/null || { echo "$1 died"; tail -30 "$4"; return 1; }
   done
 }
+
+serving_pid() {  # $1 raw|service: the pid of the process whose event loop serves that system's requests, the first
+  # found: raw `vllm serve`'s API server or the service's BentoML worker (one of each runs on the GPU host)
+  if [ "$1" = raw ]; then pgrep -f 'bench.vllm_cli serve' | head -1; else pgrep -f '_bentoml_impl.worker.service' | head -1; fi
+}

@@ -24,7 +24,7 @@ for sys in "$@"; do
   wait_ready "$sys" "$URL$ready" $pid "$log" || continue
   echo "[prof] $sys ready after $(( $(date +%s) - t0 )) s"
   # The process to sample: the BentoML worker (engine client + ASGI app) or vllm serve's API server.
-  if [ "$sys" = raw ]; then target=$pid; else target=$(pgrep -f "_bentoml_impl.worker.service" | head -1); fi
+  if [ "$sys" = raw ]; then target=$pid; else target=$(serving_pid service); fi
   python3 -m bench --url $URL --label $sys --machine prof-$sys --out-dir /tmp/prof-res --work-dir /tmp/prof-work \
       --concurrency 64,256 --prompts '4*C' --input-len 512 --output-len 128 --structured-concurrency '' \
       --task-requests 0 >/tmp/prof-bench-$sys.log 2>&1 &

@@ -65,10 +65,10 @@ export PATH=/tmp/pyspy/bin:$PATH
 if [ "$PHASE" = paired ]; then
   if [ -n "${SPY_S:-}" ] && command -v py-spy >/dev/null; then  # both serving processes, the same SPY_S seconds
     ( sleep "${SPY_AFTER_S:-30}"
-      py-spy record -p "$(pgrep -f 'bench.vllm_cli serve' | head -1)" -d "$SPY_S" -r 250 --nonblocking -f raw \
-        -o "$OUT/spy-raw${LABEL:+-$LABEL}.txt" >/dev/null 2>&1 &
-      py-spy record -p "$(pgrep -f '_bentoml_impl.worker.service' | head -1)" -d "$SPY_S" -r 250 --nonblocking -f raw \
-        -o "$OUT/spy-service${LABEL:+-$LABEL}.txt" >/dev/null 2>&1 &
+      for s in raw service; do
+        py-spy record -p "$(serving_pid $s)" -d "$SPY_S" -r 250 --nonblocking -f raw \
+          -o "$OUT/spy-$s${LABEL:+-$LABEL}.txt" >/dev/null 2>&1 &
+      done
       wait ) &
   fi
   timeout -s INT -k 30 "${LIMIT:-540}" python3 -m bench.paired --raw $RAW_URL --service $SERVICE_URL \
@@ -86,7 +86,7 @@ sample() {  # $1: path of the level to sample (its start line), $2: output name
   until grep -q "start rep 1/[0-9]* short c=256 $1\$" "$LOG" 2>/dev/null; do sleep 0.2; done
   sleep 1.0  # its requests reach full concurrency
   local pid
-  if [ "$PHASE" = raw ]; then pid=$(pgrep -f "bench.vllm_cli serve" | head -1); else pid=$(pgrep -f "_bentoml_impl.worker.service" | head -1); fi
+  pid=$(serving_pid "$PHASE")
   py-spy record -p "$pid" -d 4 -r 250 --nonblocking -f raw -o "$OUT/$2.txt" >"$WORK/err-$2.txt" 2>&1 || { echo "py-spy failed (pid $pid)"; tail -3 "$WORK/err-$2.txt"; }
 }
 if command -v py-spy >/dev/null; then

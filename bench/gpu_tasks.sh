@@ -73,7 +73,7 @@ chat() {  # free vs JSON-schema-constrained chat completions on whichever server
 case $PHASE in
   service)
     start service || exit 4
-    WORKER=$(pgrep -f _bentoml_impl.worker.service | head -1)  # BentoML's worker: the service's event loop
+    WORKER=$(serving_pid service)  # BentoML's worker: the service's event loop
     if [ -d "$C/pyspy" ]; then  # the serving process, 4 s inside /extract_entities at the last concurrency
       [ -x /tmp/pyspy/bin/py-spy ] || python3 -m pip install -q --no-index --no-deps --target /tmp/pyspy "$C"/pyspy/*.whl
       LEVELS=(${ARG//,/ })

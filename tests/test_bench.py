@@ -406,7 +406,12 @@ def test_paired_levels_without_metrics_get_no_front_end_split() -> None:
         records = [{"error": None, "start": 1.0, "times": [1.25, 2.0]}]
         paired.frontend_ttft(fig, records, None, None)
         assert fig == {"mean_ttft_ms": pytest.approx(250.0)}
-        server.RequestHandlerClass = type("Broken", (NoMetrics,), {"do_GET": lambda self: self.send_error(500)})
+
+        class Broken(NoMetrics):
+            def do_GET(self) -> None:
+                self.send_error(500)
+
+        server.RequestHandlerClass = Broken
         with pytest.raises(urllib.error.HTTPError):  # any other failure still stops the run
             paired.engine_ttft(load.Target(url, "m", "t"))
     finally:
@@ -499,6 +504,16 @@ def test_gpu_scripts_shell_pieces_give_the_services_flags_and_wait_for_readiness
     log = tmp_path / "dead.log"
     died = lib(f"python3 -c 'print(\"bad flag\")' >{log} 2>&1 & wait_ready dead {url} $! {log}")
     assert died.returncode == 1 and "dead died" in died.stdout and "bad flag" in died.stdout
+
+    # `serving_pid`: the process to profile, found by its command line (stand-ins named as the real ones are).
+    for kind, name in (("raw", "bench.vllm_cli serve"), ("service", "_bentoml_impl.worker.service")):
+        stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *name.split()])
+        try:
+            pid = int(lib(f"serving_pid {kind}").stdout)
+            assert name in " ".join(psutil.Process(pid).cmdline())
+        finally:
+            stand_in.kill()
+            stand_in.wait()
 
 
 @pytest.mark.parametrize("via_mount", [False, True])

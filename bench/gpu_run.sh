@@ -6,8 +6,8 @@
 #                                              memory, default 0.42), left running for the calls that follow
 #   bash bench/gpu_run.sh paired [ARGS]        `python -m bench.paired` on those two (ARGS go to it)
 #   bash bench/gpu_run.sh down                 stop both
-#   bash bench/gpu_run.sh restart service      stop the service alone and start it again (a variant: OVERLAY, or
-#                                              GCWATCH=1 to log its collector's pauses, bench/gcwatch/)
+#   bash bench/gpu_run.sh restart service      stop the service alone and start it again (a variant: OVERLAY)
+# GCWATCH=1 on up or restart: the servers started log their garbage collector's pauses (bench/gcwatch/).
 # Environment: OUT (results come back from there), LABEL (results key of the service, default "service"),
 # LIMIT (seconds the bench may run, default 540); for `paired`, SPY_S (py-spy both serving processes for that many
 # seconds, SPY_AFTER_S (default 30) into the run: .device-carry/pyspy carried; $OUT/spy-{raw,service}-$LABEL.txt).
@@ -46,9 +46,9 @@ RAW_URL=http://127.0.0.1:3201 SERVICE_URL=http://127.0.0.1:3202
 if [ "$PHASE" = restart ]; then  # the service alone; raw keeps running
   [ -f /tmp/pair/service.pid ] && kill -TERM -- -"$(cat /tmp/pair/service.pid)" 2>/dev/null
   for _ in $(seq 120); do pgrep -f '_bentoml_impl.worker.service|bentoml serve' >/dev/null || break; sleep 0.5; done
-  [ "${GCWATCH:-}" = 1 ] && export PYTHONPATH=$PWD/bench/gcwatch:$PYTHONPATH
   PHASE=up ONLY=service
 fi
+[ "${GCWATCH:-}" = 1 ] && export PYTHONPATH=$PWD/bench/gcwatch:$PYTHONPATH
 if [ "$PHASE" = up ]; then
   mkdir -p /tmp/pair
   export GPU_MEMORY_UTILIZATION=${SHARE:-0.42}

@@ -36,6 +36,7 @@ from serving.protocol import (
     TopP,
 )
 from serving.request_limits import RequestLimits, RequestLimitsMiddleware
+from serving.request_timeout import install as install_request_timeout
 from serving.settings import ServiceSettings
 from serving.tracing import bentoml_sample_rate, excluded_urls, warn_if_sampled_but_excluded
 from viggo.protocol import ViggoPrediction
@@ -51,6 +52,8 @@ admission = Admission(settings.admitted_concurrency)
 lifecycle = Lifecycle(admission, settings.shutdown_grace_s)
 # Runs in the `bentoml serve` process: how circus stops and restarts the worker (serving/lifecycle.py).
 install_serve_hooks(settings.shutdown_grace_s)
+# BentoML's request timeout, without a timer left for 600 s after every request (serving/request_timeout.py).
+install_request_timeout()
 
 MaxTokens = Annotated[int, Ge(1), Le(settings.max_model_len)]
 # vLLM refuses an empty stop string (a 500 if it got that far).

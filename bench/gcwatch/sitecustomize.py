@@ -1,15 +1,24 @@
 """Logs the garbage collector's pauses of every Python process started with this folder first on PYTHONPATH.
 
 `bash bench/gpu_run.sh restart service` puts it there when GCWATCH=1: a line per full (generation 2) collection,
-and per younger one over 2 ms, on the process' stderr, with the wall clock to place it in a run.
+and per younger one over 2 ms, on the process' stderr, with the wall clock to place it in a run. GCWATCH_TYPES=N
+adds, after each full collection, the N commonest types of what it left in the oldest generation (objects that
+outlived two younger collections and are not frozen: what the next full collection scans again).
 """
 
+import collections
 import gc
 import os
 import sys
 import time
 
 _started: list[float] = [0.0]
+_TYPES = int(os.environ.get("GCWATCH_TYPES", "0"))
+_NAMED = set(filter(None, os.environ.get("GCWATCH_NAMES", "").split(",")))  # e.g. coroutine,method: by __qualname__
+
+
+def _write(head: str, counts: list[tuple[str, int]]) -> None:
+    sys.stderr.write(f"[gcwatch] pid={os.getpid()} {head} " + " ".join(f"{name}:{n}" for name, n in counts) + "\n")
 
 
 def _watch(phase: str, info: dict[str, int]) -> None:
@@ -22,6 +31,15 @@ def _watch(phase: str, info: dict[str, int]) -> None:
             f"[gcwatch] t={time.time():.3f} pid={os.getpid()} gen={info['generation']} ms={ms:.2f} "
             f"collected={info['collected']} frozen={gc.get_freeze_count()}\n"
         )
+        if _TYPES and info["generation"] == 2:
+            old = gc.get_objects(generation=2)
+            common = collections.Counter(type(o).__qualname__ for o in old).most_common(_TYPES)
+            _write(f"old={len(old)}", common)
+            for kind in _NAMED:
+                names = collections.Counter(
+                    getattr(o, "__qualname__", "?") for o in old if type(o).__qualname__ == kind
+                ).most_common(_TYPES)
+                _write(f"{kind}:", names)
 
 
 gc.callbacks.append(_watch)

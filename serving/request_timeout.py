@@ -1,0 +1,62 @@
+"""BentoML's request timeout (`traffic.timeout`), with its clock stopped when the response starts.
+
+BentoML 1.4's `TimeoutMiddleware` arms `loop.call_later(timeout, ...)` for every request, never cancels it, and runs
+the rest of the app in a task of its own. With the service's timeout (600 s), every request leaves its timer behind
+for ten minutes after it ended: a timer handle, a future, a bound method and a copy of the request's contextvars. At a
+few hundred requests a minute those outlive the young collections by the thousand, so Python's full collection,
+which raw `vllm serve` never runs under load, runs every few seconds on the event loop that streams every token:
+6-12 ms each on an H200, 7 in a 90 s burst run (`GCWATCH=1 bash bench/gpu_run.sh up`, bench/README.md), each a stall
+for every request waiting on that loop.
+
+`install()` puts this class where BentoML builds its middleware stack from, before the worker builds the app: the
+same limit from the same setting (BentoCloud reads `traffic.timeout` for its gateway too), in the same place in the
+stack, with the same answer (504 and BentoML's body when no response has started within the timeout; a response
+that has started runs to its end), and no timer or task left once the response has started.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from starlette.responses import JSONResponse
+
+if TYPE_CHECKING:
+    from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+class RequestTimeoutMiddleware:
+    def __init__(self, app: ASGIApp, timeout: float) -> None:
+        self.app = app
+        self.timeout = timeout
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        clock = asyncio.timeout(self.timeout)
+        started = False
+
+        async def timed_send(message: Message) -> None:
+            nonlocal started
+            if not started:
+                started = True
+                clock.reschedule(None)
+            await send(message)
+
+        try:
+            async with clock:
+                await self.app(scope, receive, timed_send)
+        except Exception:  # the clock's TimeoutError, or whatever the app raised on being cancelled by it
+            if started or not clock.expired():
+                raise
+        if clock.expired() and not started:
+            body = {"error": f"Not able to process the request in {self.timeout} seconds"}
+            await JSONResponse(body, status_code=504)(scope, receive, send)
+
+
+def install() -> None:
+    """Make BentoML's app factory use `RequestTimeoutMiddleware` (it imports the class when it builds the stack)."""
+    from bentoml._internal.server.http import traffic
+
+    traffic.TimeoutMiddleware = RequestTimeoutMiddleware  # type: ignore[misc,assignment]

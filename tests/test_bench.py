@@ -8,6 +8,7 @@ from __future__ import annotations
 import http.server
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -21,7 +22,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from bench import frontend_cpu, gpu_bundle, load, paired, report, servers, task_baseline
+from bench import frontend_cpu, gc_pauses, gpu_bundle, load, paired, report, servers, task_baseline
 from bench import label_scores as label_scores_bench
 from bench.cli import main
 
@@ -531,6 +532,9 @@ def test_asgi_layers_drives_v1_through_each_layer_of_the_service(tmp_path: Path,
     # Outermost BentoML's, then the front door, down to the stand-in for vLLM's app; every request answered 200.
     assert names[0] == "ServerErrorMiddleware" and names[-2:] == ["LateOpenAIApp", "FastAPI"]
     assert {"RunnerTrafficMetricsMiddleware", "AdmissionMiddleware", "RequestLimitsMiddleware"} <= set(names)
+    # BentoML's request timeout, in its place in BentoML's stack, is the service's (serving/request_timeout.py).
+    assert "RequestTimeoutMiddleware" in names and "TimeoutMiddleware" not in names
+    assert names.index("AccessLogMiddleware") + 1 == names.index("RequestTimeoutMiddleware")
     if via_mount:
         assert "DirectToOpenAIApp" not in names and {"ContextMiddleware", "Router"} <= set(names)
     else:
@@ -538,3 +542,30 @@ def test_asgi_layers_drives_v1_through_each_layer_of_the_service(tmp_path: Path,
         assert not {"JsonEndpointsMiddleware", "DisconnectMiddleware", "ContextMiddleware", "Router"} & set(names)
     assert all(row["us_from_here_in"] > 0 for row in figures["layers"])
     assert figures["extra_us"] == pytest.approx(figures["service_us"] - figures["stand_in_us"], abs=0.2)
+
+
+def test_gcwatch_logs_the_collectors_pauses_and_gc_pauses_counts_those_after_the_freeze() -> None:
+    # A process of its own with bench/gcwatch first on its path, as `gpu_run.sh` and `bench.gc_pauses` start servers:
+    # a full collection before the heap is frozen (start-up's, not counted), the freeze, then two full ones over
+    # cyclic garbage that outlived the young collections (what requests leave behind), and any the allocations started.
+    script = """
+import gc
+keep = [[i] for i in range(20_000)]
+gc.collect()
+gc.freeze()
+for _ in range(2):
+    junk = [[] for _ in range(5_000)]
+    for item in junk:
+        item.append(item)
+    del junk
+    gc.collect()
+"""
+    env = {**os.environ, "PYTHONPATH": str(gc_pauses.GCWATCH), "GCWATCH_TYPES": "3", "GCWATCH_NAMES": "list"}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    pid = int(re.search(r"pid=(\d+)", run.stderr)[1])  # type: ignore[index]
+    figures = gc_pauses.pauses(run.stderr, pid, until=time.time())
+    assert figures["full_collections"] >= 2 and figures["full_ms_total"] >= figures["full_ms_max"] > 0
+    assert figures["old_generation_objects"] is not None
+    assert "list:" in run.stderr  # GCWATCH_NAMES: the old generation's lists by name
+    assert gc_pauses.pauses(run.stderr, pid + 1, until=time.time())["full_collections"] == 0

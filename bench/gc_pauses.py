@@ -1,0 +1,144 @@
+"""Garbage-collector pauses on the serving process' event loop under a streaming /v1 load, on this machine: the
+service (BentoML's worker) or raw `vllm serve` (its API server), started from a checkout with bench/gcwatch/ first on
+PYTHONPATH.
+
+Both freeze their start-up heap out of the collector (vLLM's app lifespan), so under load the old generation holds
+only what requests left to outlive two young collections; a full collection scans all of it, on the loop that
+streams every token. Counted from the heap's freeze to the load's end: full collections (number, total and longest
+pause), young collections over 2 ms, and the old generation's size at the last full one.
+
+    python -m bench.gc_pauses DIR service|raw LABEL [--requests 2000] [--concurrency 32] [--max-tokens 16]
+        [--out-dir D]   -> D/LABEL.json, a line in D/summary.txt
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import re
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bench import servers
+from bench.cli import first_model
+from bench.frontend_cpu import _command, frontend_pid
+
+GCWATCH = Path(__file__).resolve().parent / "gcwatch"
+FROZEN_MIN = 10_000  # a freeze count above this: vLLM's lifespan has frozen the start-up heap
+LINE = re.compile(
+    r"\[gcwatch\] t=(?P<t>[\d.]+) pid=(?P<pid>\d+) gen=(?P<gen>\d) ms=(?P<ms>[\d.]+) .*frozen=(?P<frozen>\d+)"
+)
+OLD = re.compile(r"\[gcwatch\] pid=(?P<pid>\d+) old=(?P<old>\d+)")
+
+
+async def stream_load(url: str, model: str, requests: int, concurrency: int, max_tokens: int, seed: int = 0) -> int:
+    """`requests` streamed /v1/completions, `concurrency` at a time, random prompts; how many answered 200."""
+    rng = random.Random(seed)
+    prompts = [[rng.randrange(1000, 20000) for _ in range(32)] for _ in range(requests)]
+    ok = 0
+    queue: asyncio.Queue[list[int]] = asyncio.Queue()
+    for prompt in prompts:
+        queue.put_nowait(prompt)
+
+    async def worker(client: httpx.AsyncClient) -> None:
+        nonlocal ok
+        while not queue.empty():
+            body = {"model": model, "prompt": queue.get_nowait(), "max_tokens": max_tokens, "stream": True,
+                    "ignore_eos": True}  # fmt: skip
+            async with client.stream("POST", f"{url}/v1/completions", json=body) as response:
+                async for _ in response.aiter_bytes():
+                    pass
+                ok += response.status_code == 200
+
+    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency)) as client:
+        await asyncio.gather(*(worker(client) for _ in range(concurrency)))
+    return ok
+
+
+def pauses(log: str, pid: int, until: float) -> dict[str, Any]:
+    """The collector's pauses in `pid` from its heap's freeze to `until` (wall clock), from gcwatch's lines."""
+    full: list[float] = []
+    young: list[float] = []
+    olds: list[int] = []
+    counted = False  # whether the last collection line of `pid` was one counted here (its old= line follows it)
+    for text in log.splitlines():
+        if (line := LINE.search(text)) and int(line["pid"]) == pid:
+            counted = int(line["frozen"]) >= FROZEN_MIN and float(line["t"]) <= until
+            if counted:
+                (full if line["gen"] == "2" else young).append(float(line["ms"]))
+        elif (old := OLD.search(text)) and int(old["pid"]) == pid and counted:
+            olds.append(int(old["old"]))
+    return {
+        "full_collections": len(full),
+        "full_ms_total": round(sum(full), 2),
+        "full_ms_max": round(max(full, default=0.0), 2),
+        "young_over_2ms": len(young),
+        "young_ms_total": round(sum(young), 2),
+        "old_generation_objects": olds[-1] if olds else None,
+    }
+
+
+def measure(
+    checkout: Path, kind: str, label: str, requests: int, concurrency: int, max_tokens: int, out_dir: Path
+) -> dict[str, Any]:
+    out_dir.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "PYTHONPATH": f"{GCWATCH}{os.pathsep}{checkout}",
+        "GCWATCH_TYPES": "8",
+        "PERSIST_RESULTS": "false",
+        "RESULTS_URI": str(out_dir / "results"),
+        "SPOOL_DIR": str(out_dir / "spool"),
+    }
+    cmd, ready = _command(checkout, kind, servers.free_port(), env)
+    log_path = out_dir / f"{label}.log"
+    with servers.started(kind, cmd, env, log_path, ready, cwd=checkout) as server:
+        pid = frontend_pid(kind, server.pid)
+        model = first_model(server.url, None)["id"]
+        started = time.monotonic()
+        ok = asyncio.run(stream_load(server.url, model, requests, concurrency, max_tokens))
+        duration = time.monotonic() - started
+        until = time.time()
+        time.sleep(1)  # the last lines reach the log
+        figures = pauses(log_path.read_text(errors="replace"), pid, until)
+    data = {"label": label, "system": kind, "checkout": str(checkout), "requests": requests, "ok": ok,
+            "concurrency": concurrency, "max_tokens": max_tokens, "duration_s": round(duration, 1),
+            **figures}  # fmt: skip
+    per_k = 1000 / max(ok, 1)
+    line = (
+        f"{label} ({kind}): {ok}/{requests} streams of {max_tokens} tokens at {concurrency} in {duration:.0f} s; "
+        f"full collections {figures['full_collections']} ({figures['full_collections'] * per_k:.1f} per 1000 "
+        f"requests), {figures['full_ms_total']:.1f} ms in all, longest {figures['full_ms_max']:.1f} ms; young over "
+        f"2 ms {figures['young_over_2ms']}; old generation at the last full one: {figures['old_generation_objects']}"
+    )
+    (out_dir / f"{label}.json").write_text(json.dumps(data, indent=1))
+    with (out_dir / "summary.txt").open("a") as summary:
+        summary.write(line + "\n")
+    print(line)
+    return data
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("checkout", type=Path, help="the checkout to start (a git worktree of the commit to measure)")
+    parser.add_argument("kind", choices=["service", "raw"])
+    parser.add_argument("label", help="results name: OUT_DIR/LABEL.json")
+    parser.add_argument("--requests", type=int, default=2000)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--max-tokens", type=int, default=16, help="tokens per stream: how long each request lives")
+    parser.add_argument("--out-dir", type=Path, default=Path("/tmp/gc-pauses"))
+    args = parser.parse_args(argv)
+    measure(args.checkout.resolve(), args.kind, args.label, args.requests, args.concurrency, args.max_tokens,
+            args.out_dir)  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -83,7 +83,7 @@ def v1_level(
     return figures
 
 
-def _command(checkout: Path, kind: str, port: int, env: dict[str, str]) -> tuple[list[str], str]:
+def server_command(checkout: Path, kind: str, port: int, env: dict[str, str]) -> tuple[list[str], str]:
     if kind == "service":
         return servers.service_command(port), "/readyz"
     # The checkout's own engine flags: the commit under test may build them differently.
@@ -108,7 +108,7 @@ def measure(
         "RESULTS_URI": str(out_dir / "results"),
         "SPOOL_DIR": str(out_dir / "spool"),
     }
-    cmd, ready = _command(checkout, kind, servers.free_port(), env)
+    cmd, ready = server_command(checkout, kind, servers.free_port(), env)
     out = out_dir / f"{label}.json"
     with servers.started(kind, cmd, env, out_dir / f"{label}.log", ready, cwd=checkout) as server:
         pid = frontend_pid(kind, server.pid)
@@ -144,18 +144,29 @@ def measure(
                 f"{row['frontend_cpu_ms_per_request']:.2f} CPU ms/request gross, {net:.2f} net of idle; "
                 f"its event loop {row['loop_cpu_ms_per_request']:.3f} gross, {loop_net:.3f} net"
             )
-    out.write_text(json.dumps(data, indent=1))
-    with (out_dir / "summary.txt").open("a") as summary:
-        summary.write("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_results(out_dir, label, data, lines)
     return data
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def write_results(out_dir: Path, label: str, data: dict[str, Any], lines: list[str]) -> None:
+    """OUT_DIR/LABEL.json, and the run's lines appended to OUT_DIR/summary.txt and printed."""
+    (out_dir / f"{label}.json").write_text(json.dumps(data, indent=1))
+    with (out_dir / "summary.txt").open("a") as summary:
+        summary.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def checkout_parser(description: str | None) -> argparse.ArgumentParser:
+    """The command line of a bench that starts one system from a checkout: DIR service|raw LABEL."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("checkout", type=Path, help="the checkout to start (a git worktree of the commit to measure)")
     parser.add_argument("kind", choices=["service", "raw"])
     parser.add_argument("label", help="results name: OUT_DIR/LABEL.json")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = checkout_parser(__doc__)
     parser.add_argument("--tasks", default="extract_entities,viggo")
     parser.add_argument("--rpl", type=int, default=4, help="requests per level = this x 8")
     parser.add_argument("--out-dir", type=Path, default=Path("/tmp/frontend-cpu"))

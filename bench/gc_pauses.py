@@ -13,9 +13,7 @@ pause), young collections over 2 ms, and the old generation's size at the last f
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import os
 import random
 import re
@@ -28,7 +26,8 @@ import httpx
 
 from bench import servers
 from bench.cli import first_model
-from bench.frontend_cpu import _command, frontend_pid
+from bench.frontend_cpu import checkout_parser, frontend_pid, server_command, write_results
+from bench.load import auth_headers
 
 GCWATCH = Path(__file__).resolve().parent / "gcwatch"
 FROZEN_MIN = 10_000  # a freeze count above this: vLLM's lifespan has frozen the start-up heap
@@ -38,7 +37,9 @@ LINE = re.compile(
 OLD = re.compile(r"\[gcwatch\] pid=(?P<pid>\d+) old=(?P<old>\d+)")
 
 
-async def stream_load(url: str, model: str, requests: int, concurrency: int, max_tokens: int, seed: int = 0) -> int:
+async def stream_load(
+    url: str, model: str, requests: int, concurrency: int, max_tokens: int, api_key: str | None = None, seed: int = 0
+) -> int:
     """`requests` streamed /v1/completions, `concurrency` at a time, random prompts; how many answered 200."""
     rng = random.Random(seed)
     prompts = [[rng.randrange(1000, 20000) for _ in range(32)] for _ in range(requests)]
@@ -57,7 +58,8 @@ async def stream_load(url: str, model: str, requests: int, concurrency: int, max
                     pass
                 ok += response.status_code == 200
 
-    async with httpx.AsyncClient(timeout=600, limits=httpx.Limits(max_connections=concurrency)) as client:
+    limits = httpx.Limits(max_connections=concurrency)
+    async with httpx.AsyncClient(timeout=600, limits=limits, headers=auth_headers(api_key)) as client:
         await asyncio.gather(*(worker(client) for _ in range(concurrency)))
     return ok
 
@@ -97,7 +99,7 @@ def measure(
         "RESULTS_URI": str(out_dir / "results"),
         "SPOOL_DIR": str(out_dir / "spool"),
     }
-    cmd, ready = _command(checkout, kind, servers.free_port(), env)
+    cmd, ready = server_command(checkout, kind, servers.free_port(), env)
     log_path = out_dir / f"{label}.log"
     with servers.started(kind, cmd, env, log_path, ready, cwd=checkout) as server:
         pid = frontend_pid(kind, server.pid)
@@ -118,18 +120,12 @@ def measure(
         f"requests), {figures['full_ms_total']:.1f} ms in all, longest {figures['full_ms_max']:.1f} ms; young over "
         f"2 ms {figures['young_over_2ms']}; old generation at the last full one: {figures['old_generation_objects']}"
     )
-    (out_dir / f"{label}.json").write_text(json.dumps(data, indent=1))
-    with (out_dir / "summary.txt").open("a") as summary:
-        summary.write(line + "\n")
-    print(line)
+    write_results(out_dir, label, data, [line])
     return data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("checkout", type=Path, help="the checkout to start (a git worktree of the commit to measure)")
-    parser.add_argument("kind", choices=["service", "raw"])
-    parser.add_argument("label", help="results name: OUT_DIR/LABEL.json")
+    parser = checkout_parser(__doc__)
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--max-tokens", type=int, default=16, help="tokens per stream: how long each request lives")

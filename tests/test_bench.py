@@ -5,6 +5,7 @@ Starts no engine of its own: `python -m bench --url ...` drives the session's `s
 
 from __future__ import annotations
 
+import asyncio
 import http.server
 import json
 import os
@@ -24,7 +25,7 @@ import pytest
 
 from bench import frontend_cpu, gc_pauses, gpu_bundle, load, paired, report, servers, task_baseline
 from bench import label_scores as label_scores_bench
-from bench.cli import main
+from bench.cli import first_model, main
 
 
 def test_percentile_and_report_without_engine(tmp_path: Path) -> None:
@@ -236,6 +237,11 @@ def test_frontend_cpu_times_v1_requests_on_the_shared_server(server) -> None:
     assert figures["ok"] == figures["requests"] == 16
     assert figures["frontend_cpu_ms_per_request"] > 0  # 16 requests of 512 tokens: several 10 ms clock ticks
     assert 0 < figures["loop_cpu_ms_per_request"] <= figures["frontend_cpu_ms_per_request"] + 10  # one tick's slack
+
+
+def test_gc_pauses_streams_v1_completions_to_the_shared_server(server) -> None:
+    model = first_model(server.url, server.api_key)["id"]
+    assert asyncio.run(gc_pauses.stream_load(server.url, model, 24, 8, 4, api_key=server.api_key)) == 24
 
 
 def test_label_scores_bench_gets_the_same_scores_both_ways(default_model_dir: Path) -> None:

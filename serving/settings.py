@@ -157,7 +157,11 @@ class ServiceSettings(BaseSettings):
         description="On SIGTERM, how long requests in flight may run to completion (and the result spool "
         "may flush) before the engine stops. Keep it below the orchestrator's grace period (Kubernetes: 30 s).",
     )
-    request_timeout_s: Annotated[int, Ge(1)] = 600
+    request_timeout_s: Annotated[int, Ge(1)] = Field(
+        600,
+        description="BentoML's traffic.timeout: seconds until a request's response starts (all of it, for one "
+        "that is not streamed), then a 504; a stream that has started runs to its end (serving/request_timeout.py).",
+    )
     max_text_chars: Annotated[int, Ge(1)] = Field(
         200_000,
         description="Longest text (characters) NER takes; a long one is labelled in parts of whole sentences that "

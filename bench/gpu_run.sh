@@ -6,8 +6,7 @@
 #                                              memory, default 0.42), left running for the calls that follow
 #   bash bench/gpu_run.sh paired [ARGS]        `python -m bench.paired` on those two (ARGS go to it)
 #   bash bench/gpu_run.sh down                 stop both
-#   bash bench/gpu_run.sh restart service      stop the service alone and start it again (a variant: OVERLAY)
-# GCWATCH=1 on up or restart: the servers started log their garbage collector's pauses (bench/gcwatch/).
+# GCWATCH=1 on up: both servers log their garbage collector's pauses (bench/gcwatch/).
 # Environment: OUT (results come back from there), LABEL (results key of the service, default "service"),
 # LIMIT (seconds the bench may run, default 540); for `paired`, SPY_S (py-spy both serving processes for that many
 # seconds, SPY_AFTER_S (default 30) into the run: .device-carry/pyspy carried; $OUT/spy-{raw,service}-$LABEL.txt).
@@ -29,8 +28,8 @@ if [ ! -f $M/tokenizer.json ]; then rm -rf $M; cp -r "$C/llama-8b-shape" $M && g
 # Prefix caching off: every path gets the same prompts, and a path measured second must not find them cached.
 export MODEL=${MODEL:-$M} VLLM_ARGS=${VLLM_ARGS:---load-format dummy} ENABLE_PREFIX_CACHING=${ENABLE_PREFIX_CACHING:-false}
 SNAP=/tmp/snap
-case $PHASE in up|paired|down|restart) SNAP=/tmp/pair/snap ;; esac  # the side-by-side servers run from theirs across calls
-if [ -f "$C/snap.tar" ] && { [ "$SNAP" = /tmp/snap ] || [ "$PHASE" = up ] || [ "$PHASE" = restart ]; }; then
+case $PHASE in up|paired|down) SNAP=/tmp/pair/snap ;; esac  # the side-by-side servers run from theirs across calls
+if [ -f "$C/snap.tar" ] && { [ "$SNAP" = /tmp/snap ] || [ "$PHASE" = up ]; }; then
   rm -rf "$SNAP" && mkdir -p "$SNAP" && tar -xf "$C/snap.tar" -C "$SNAP" || exit 4
   [ -n "${OVERLAY:-}" ] && cp -rv "$C/$OVERLAY/." "$SNAP/"
   cd "$SNAP"
@@ -43,11 +42,6 @@ if [ "$PHASE" = down ]; then
   rm -f /tmp/pair/*.pid; nvidia-smi --query-gpu=memory.used --format=csv; exit 0
 fi
 RAW_URL=http://127.0.0.1:3201 SERVICE_URL=http://127.0.0.1:3202
-if [ "$PHASE" = restart ]; then  # the service alone; raw keeps running
-  [ -f /tmp/pair/service.pid ] && kill -TERM -- -"$(cat /tmp/pair/service.pid)" 2>/dev/null
-  for _ in $(seq 120); do pgrep -f '_bentoml_impl.worker.service|bentoml serve' >/dev/null || break; sleep 0.5; done
-  PHASE=up ONLY=service
-fi
 [ "${GCWATCH:-}" = 1 ] && export PYTHONPATH=$PWD/bench/gcwatch:$PYTHONPATH
 if [ "$PHASE" = up ]; then
   mkdir -p /tmp/pair
@@ -60,7 +54,7 @@ if [ "$PHASE" = up ]; then
     echo "$name ready at $url after $((SECONDS - t0)) s"
   }
   # shellcheck disable=SC2086  # one after the other: each sizes its KV cache from the memory it finds free
-  [ "${ONLY:-}" = service ] || up raw /health python3 -m bench.vllm_cli serve $RAW_ARGS --host 127.0.0.1 --port 3201
+  up raw /health python3 -m bench.vllm_cli serve $RAW_ARGS --host 127.0.0.1 --port 3201
   up service /readyz env PERSIST_RESULTS=false RESULTS_URI=/tmp/pair/results SPOOL_DIR=/tmp/pair/spool \
     python3 -m bentoml serve . --host 127.0.0.1 --port 3202
   nvidia-smi --query-gpu=memory.used --format=csv

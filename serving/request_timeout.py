@@ -3,15 +3,15 @@
 BentoML 1.4's `TimeoutMiddleware` arms `loop.call_later(timeout, ...)` for every request, never cancels it, and runs
 the rest of the app in a task of its own. With the service's timeout (600 s), every request leaves its timer behind
 for ten minutes after it ended: a timer handle, a future, a bound method and a copy of the request's contextvars. At a
-few hundred requests a minute those outlive the young collections by the thousand, so Python's full collection,
-which raw `vllm serve` never runs under load, runs every few seconds on the event loop that streams every token:
-6-12 ms each on an H200, 7 in a 90 s burst run (`GCWATCH=1 bash bench/gpu_run.sh up`, bench/README.md), each a stall
-for every request waiting on that loop.
+few hundred requests a minute those outlive the young collections by the thousand, and Python's full collections,
+which scan them all, run more often and longer than in raw `vllm serve`, on the event loop that streams every token:
+in a paired run on an H200, 7 in the service's worker (6-12 ms each) against 4 in raw's API server (at most 7 ms)
+(`GCWATCH=1 bash bench/gpu_run.sh up`, README "machines M and N"), each a stall for every request on that loop.
 
-`install()` puts this class where BentoML builds its middleware stack from, before the worker builds the app: the
-same limit from the same setting (BentoCloud reads `traffic.timeout` for its gateway too), in the same place in the
-stack, with the same answer (504 and BentoML's body when no response has started within the timeout; a response
-that has started runs to its end), and no timer or task left once the response has started.
+`install()` puts this class where BentoML builds its middleware stack from, before the worker builds the app: the same
+limit from the same setting (`traffic.timeout`, `request_timeout_s`), in the same place in the stack, with the same
+answer (504 and BentoML's body when no response has started within the timeout; a response that has started runs to its
+end), and no timer or task left once the response has started.
 """
 
 from __future__ import annotations

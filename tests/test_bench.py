@@ -241,7 +241,9 @@ def test_frontend_cpu_times_v1_requests_on_the_shared_server(server) -> None:
 
 def test_gc_pauses_streams_v1_completions_to_the_shared_server(server) -> None:
     model = first_model(server.url, server.api_key)["id"]
-    assert asyncio.run(gc_pauses.stream_load(server.url, model, 24, 8, 4, api_key=server.api_key)) == 24
+    # 4 at a time against the shared service's 12 admitted: a client's next request can arrive while the handler of
+    # its last one still holds that one's slot (it ends just after the stream's last byte), so 8 could meet a 429.
+    assert asyncio.run(gc_pauses.stream_load(server.url, model, 24, 4, 4, api_key=server.api_key)) == 24
 
 
 def test_label_scores_bench_gets_the_same_scores_both_ways(default_model_dir: Path) -> None:

@@ -42,11 +42,10 @@ async def stream_load(
 ) -> int:
     """`requests` streamed /v1/completions, `concurrency` at a time, random prompts; how many answered 200."""
     rng = random.Random(seed)
-    prompts = [[rng.randrange(1000, 20000) for _ in range(32)] for _ in range(requests)]
     ok = 0
     queue: asyncio.Queue[list[int]] = asyncio.Queue()
-    for prompt in prompts:
-        queue.put_nowait(prompt)
+    for _ in range(requests):
+        queue.put_nowait([rng.randrange(1000, 20000) for _ in range(32)])
 
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal ok

@@ -1,9 +1,10 @@
 """Logs the garbage collector's pauses of every Python process started with this folder first on PYTHONPATH.
 
-`bash bench/gpu_run.sh restart service` puts it there when GCWATCH=1: a line per full (generation 2) collection,
-and per younger one over 2 ms, on the process' stderr, with the wall clock to place it in a run. GCWATCH_TYPES=N
-adds, after each full collection, the N commonest types of what it left in the oldest generation (objects that
-outlived two younger collections and are not frozen: what the next full collection scans again).
+`GCWATCH=1 bash bench/gpu_run.sh up` and `python -m bench.gc_pauses` put it there: a line per full (generation 2)
+collection, and per younger one over 2 ms, on the process' stderr, with the wall clock to place it in a run.
+GCWATCH_TYPES=N adds, after each full collection, the N commonest types of what it left in the oldest generation
+(objects that outlived two younger collections and are not frozen: what the next full collection scans again), and
+GCWATCH_NAMES=kind,... the N commonest `__qualname__`s among those of each kind (coroutine, function, method).
 """
 
 import collections

@@ -16,3 +16,23 @@ serving_pid() {  # $1 raw|service: the pid of the process whose event loop serve
   # found: raw `vllm serve`'s API server or the service's BentoML worker (one of each runs on the GPU host)
   if [ "$1" = raw ]; then pgrep -f 'bench.vllm_cli serve' | head -1; else pgrep -f '_bentoml_impl.worker.service' | head -1; fi
 }
+
+descendants() {  # $1 pid: its children, theirs, ... (by parent, so also those that started sessions of their own)
+  local child
+  for child in $(pgrep -P "$1"); do echo "$child"; descendants "$child"; done
+}
+
+stop_tree() {  # $1 pid: SIGTERM to its process group, then SIGKILL to whatever of it and its descendants is left
+  # after ${2:-30} s. A signal to the group alone misses the service's arbiter and worker (each in a session of its
+  # own); the service's CLI forwards SIGTERM to them (serving/lifecycle.py), and the KILL makes sure.
+  local tree p left
+  tree="$1 $(descendants "$1")"
+  kill -TERM -- -"$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
+  for _ in $(seq $((${2:-30} * 2))); do
+    left=""; for p in $tree; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+    [ -z "$left" ] && return 0
+    sleep 0.5
+  done
+  # shellcheck disable=SC2086
+  kill -KILL $left 2>/dev/null; echo "killed what SIGTERM left:$left"
+}

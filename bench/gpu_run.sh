@@ -5,8 +5,12 @@
 #   bash bench/gpu_run.sh up                   raw vLLM and the service side by side (each SHARE of the GPU's
 #                                              memory, default 0.42), left running for the calls that follow
 #   bash bench/gpu_run.sh paired [ARGS]        `python -m bench.paired` on those two (ARGS go to it)
+#   bash bench/gpu_run.sh restart              stop the service alone and start it again from .device-carry/$SNAP_TAR
+#                                              (default snap.tar; e.g. a `git archive` of another commit) and
+#                                              $OVERLAY: an A/B of two versions of the service against one raw vLLM
 #   bash bench/gpu_run.sh down                 stop both
-# GCWATCH=1 on up: both servers log their garbage collector's pauses (bench/gcwatch/).
+# GCWATCH=1 on up: both servers log their garbage collector's pauses (bench/gcwatch/); on restart, the service
+# (give it what up had: a service watched against a raw one not is no comparison).
 # Environment: OUT (results come back from there), LABEL (results key of the service, default "service"),
 # LIMIT (seconds the bench may run, default 540); for `paired`, SPY_S (py-spy both serving processes for that many
 # seconds, SPY_AFTER_S (default 30) into the run: .device-carry/pyspy carried; $OUT/spy-{raw,service}-$LABEL.txt).
@@ -29,34 +33,51 @@ if [ ! -f $M/tokenizer.json ]; then rm -rf $M; cp -r "$C/llama-8b-shape" $M && g
 export MODEL=${MODEL:-$M} VLLM_ARGS=${VLLM_ARGS:---load-format dummy} ENABLE_PREFIX_CACHING=${ENABLE_PREFIX_CACHING:-false}
 SNAP=/tmp/snap
 case $PHASE in up|paired|down) SNAP=/tmp/pair/snap ;; esac  # the side-by-side servers run from theirs across calls
-if [ -f "$C/snap.tar" ] && { [ "$SNAP" = /tmp/snap ] || [ "$PHASE" = up ]; }; then
-  rm -rf "$SNAP" && mkdir -p "$SNAP" && tar -xf "$C/snap.tar" -C "$SNAP" || exit 4
+[ "$PHASE" = restart ] && SNAP=/tmp/pair/service-snap  # raw keeps running from /tmp/pair/snap
+TAR=$C/${SNAP_TAR:-snap.tar}
+[ "$PHASE" = restart ] && [ ! -f "$TAR" ] && { echo "restart: carry $TAR (the service to start)"; exit 4; }
+if [ -f "$TAR" ] && { [ "$SNAP" != /tmp/pair/snap ] || [ "$PHASE" = up ]; }; then
+  rm -rf "$SNAP" && mkdir -p "$SNAP" && tar -xf "$TAR" -C "$SNAP" || exit 4
   [ -n "${OVERLAY:-}" ] && cp -rv "$C/$OVERLAY/." "$SNAP/"
   cd "$SNAP"
 elif [ "$SNAP" != /tmp/snap ] && [ -d "$SNAP/bench" ]; then
   cd "$SNAP"  # paired/down: the code the servers were started from
 fi
+stop() {  # $1 raw|service, if started
+  if [ -f "/tmp/pair/$1.pid" ]; then stop_tree "$(cat "/tmp/pair/$1.pid")"; rm -f "/tmp/pair/$1.pid"; fi
+}
 if [ "$PHASE" = down ]; then
-  for s in raw service; do [ -f /tmp/pair/$s.pid ] && kill -TERM -- -"$(cat /tmp/pair/$s.pid)" 2>/dev/null; done
-  sleep 15; for s in raw service; do [ -f /tmp/pair/$s.pid ] && kill -KILL -- -"$(cat /tmp/pair/$s.pid)" 2>/dev/null; done
-  rm -f /tmp/pair/*.pid; nvidia-smi --query-gpu=memory.used --format=csv; exit 0
+  stop service & stop raw; wait
+  nvidia-smi --query-gpu=memory.used --format=csv; exit 0
 fi
 RAW_URL=http://127.0.0.1:3201 SERVICE_URL=http://127.0.0.1:3202
-[ "${GCWATCH:-}" = 1 ] && export PYTHONPATH=$PWD/bench/gcwatch:$PYTHONPATH
-if [ "$PHASE" = up ]; then
-  mkdir -p /tmp/pair
-  export GPU_MEMORY_UTILIZATION=${SHARE:-0.42}
-  RAW_ARGS=$(raw_args)
-  up() {  # $1 name, $2 readiness path, the rest the command; its process group's leader pid to /tmp/pair/$1.pid
-    local name=$1 ready=$2 url=$RAW_URL t0=$SECONDS; shift 2; [ "$name" = service ] && url=$SERVICE_URL
-    setsid "$@" >"/tmp/pair/$name.log" 2>&1 & echo $! >"/tmp/pair/$name.pid"
-    wait_ready "$name" "$url$ready" "$(cat /tmp/pair/$name.pid)" "/tmp/pair/$name.log" || exit 5
-    echo "$name ready at $url after $((SECONDS - t0)) s"
-  }
-  # shellcheck disable=SC2086  # one after the other: each sizes its KV cache from the memory it finds free
-  up raw /health python3 -m bench.vllm_cli serve $RAW_ARGS --host 127.0.0.1 --port 3201
+if [ "${GCWATCH:-}" = 1 ]; then  # the bench's own copy (up's snapshot): a restarted older service may have none
+  GW=/tmp/pair/snap/bench/gcwatch; [ -d $GW ] || GW=$PWD/bench/gcwatch
+  [ -f $GW/sitecustomize.py ] || { echo "GCWATCH=1: no $GW/sitecustomize.py"; exit 4; }
+  export PYTHONPATH=$GW:$PYTHONPATH
+fi
+up() {  # $1 name, $2 readiness path, the rest the command; its process group's leader pid to /tmp/pair/$1.pid
+  local name=$1 ready=$2 url=$RAW_URL t0=$SECONDS; shift 2; [ "$name" = service ] && url=$SERVICE_URL
+  setsid "$@" >"/tmp/pair/$name.log" 2>&1 & echo $! >"/tmp/pair/$name.pid"
+  wait_ready "$name" "$url$ready" "$(cat /tmp/pair/$name.pid)" "/tmp/pair/$name.log" || exit 5
+  echo "$name ready at $url after $((SECONDS - t0)) s"
+}
+up_service() {
   up service /readyz env PERSIST_RESULTS=false RESULTS_URI=/tmp/pair/results SPOOL_DIR=/tmp/pair/spool \
     python3 -m bentoml serve . --host 127.0.0.1 --port 3202
+}
+export GPU_MEMORY_UTILIZATION=${SHARE:-0.42}
+if [ "$PHASE" = up ]; then
+  mkdir -p /tmp/pair
+  RAW_ARGS=$(raw_args)
+  # shellcheck disable=SC2086  # one after the other: each sizes its KV cache from the memory it finds free
+  up raw /health python3 -m bench.vllm_cli serve $RAW_ARGS --host 127.0.0.1 --port 3201
+  up_service
+  nvidia-smi --query-gpu=memory.used --format=csv
+  exit 0
+fi
+if [ "$PHASE" = restart ]; then
+  stop service; up_service
   nvidia-smi --query-gpu=memory.used --format=csv
   exit 0
 fi

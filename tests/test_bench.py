@@ -514,6 +514,19 @@ def test_gpu_scripts_shell_pieces_give_the_services_flags_and_wait_for_readiness
     died = lib(f"python3 -c 'print(\"bad flag\")' >{log} 2>&1 & wait_ready dead {url} $! {log}")
     assert died.returncode == 1 and "dead died" in died.stdout and "bad flag" in died.stdout
 
+    # `stop_tree`: a process group and what it started in a session of its own (as the service's arbiter is), all
+    # gone: SIGTERM to the group, SIGKILL to the rest after the wait.
+    tree = subprocess.Popen(["bash", "-c", "setsid sleep 300 & sleep 300"], start_new_session=True)
+    deadline = time.monotonic() + 10
+    while not psutil.Process(tree.pid).children() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    members = [tree.pid, *(child.pid for child in psutil.Process(tree.pid).children(recursive=True))]
+    assert len(members) == 3
+    stopped = lib(f"stop_tree {tree.pid} 1")
+    tree.wait(timeout=10)
+    assert stopped.returncode == 0 and "killed what SIGTERM left" in stopped.stdout
+    assert not [pid for pid in members[1:] if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+
     # `serving_pid`: the process to profile, found by its command line (stand-ins named as the real ones are).
     for kind, name in (("raw", "bench.vllm_cli serve"), ("service", "_bentoml_impl.worker.service")):
         stand_in = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", *name.split()])

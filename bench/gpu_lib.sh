@@ -26,6 +26,7 @@ stop_tree() {  # $1 pid: SIGTERM to its process group, then SIGKILL to whatever 
   # after ${2:-30} s. A signal to the group alone misses the service's arbiter and worker (each in a session of its
   # own); the service's CLI forwards SIGTERM to them (serving/lifecycle.py), and the KILL makes sure.
   local tree p left
+  [[ "$1" =~ ^[0-9]+$ ]] || { echo "stop_tree: not a pid: '$1'"; return 2; }
   tree="$1 $(descendants "$1")"
   kill -TERM -- -"$1" 2>/dev/null || kill -TERM "$1" 2>/dev/null
   for _ in $(seq $((${2:-30} * 2))); do

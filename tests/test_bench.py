@@ -526,6 +526,8 @@ def test_gpu_scripts_shell_pieces_give_the_services_flags_and_wait_for_readiness
     tree.wait(timeout=10)
     assert stopped.returncode == 0 and "killed what SIGTERM left" in stopped.stdout
     assert not [pid for pid in members[1:] if psutil.pid_exists(pid) and psutil.Process(pid).status() != "zombie"]
+    not_a_pid = lib("stop_tree ''")  # an empty pid file must not signal whatever `pgrep -P ''` finds
+    assert not_a_pid.returncode == 2 and "not a pid" in not_a_pid.stdout
 
     # `serving_pid`: the process to profile, found by its command line (stand-ins named as the real ones are).
     for kind, name in (("raw", "bench.vllm_cli serve"), ("service", "_bentoml_impl.worker.service")):

@@ -14,6 +14,7 @@ import pytest
 import uvloop
 from bentoml._internal.server.http.traffic import TimeoutMiddleware as BentoMLTimeoutMiddleware
 from starlette.applications import Starlette
+from starlette.middleware.errors import ServerErrorMiddleware
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -57,6 +58,11 @@ def build_app(cancelled: list[str]) -> Starlette:
     return Starlette(routes=[Route(path, endpoint) for path, endpoint in endpoints.items()])
 
 
+async def fails_before_responding(scope: Scope, receive: Receive, send: Send) -> None:
+    """A layer further in that raises before any response (Starlette's error handler sits outside this layer)."""
+    raise RuntimeError("broken before the response")
+
+
 def run(main: Callable[[], Coroutine[Any, Any, None]]) -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(main())
@@ -98,6 +104,16 @@ def test_a_timeout_error_of_the_apps_own_is_not_taken_for_the_requests() -> None
     async def main() -> None:
         response = await get(app, "/own-timeout")
         assert response.status_code == 500  # Starlette's error, as without the middleware; not a 504
+
+    run(main)
+
+
+def test_an_app_that_fails_before_responding_fails_the_request_at_once_not_at_the_timeout() -> None:
+    app = ServerErrorMiddleware(RequestTimeoutMiddleware(fails_before_responding, timeout=600))
+
+    async def main() -> None:
+        response = await asyncio.wait_for(get(app, "/quick"), timeout=5)  # BentoML's waits out its 600 s
+        assert response.status_code == 500
 
     run(main)
 

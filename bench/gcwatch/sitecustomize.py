@@ -5,6 +5,10 @@ collection, and per younger one over 2 ms, on the process' stderr, with the wall
 GCWATCH_TYPES=N adds, after each full collection, the N commonest types of what it left in the oldest generation
 (objects that outlived two younger collections and are not frozen: what the next full collection scans again), and
 GCWATCH_NAMES=kind,... the N commonest `__qualname__`s among those of each kind (coroutine, function, method).
+
+Not free: on the CPU, a service watched against the same service unwatched, side by side (bench.paired, bursts of 64
+512-token /v1 requests), took +22 ms median more of front-end TTFT (bench/results/cpu-frontend-ab/). Watch both
+systems of a comparison or neither, and take front-end figures from unwatched runs.
 """
 
 import collections

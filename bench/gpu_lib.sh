@@ -23,8 +23,8 @@ descendants() {  # $1 pid: its children, theirs, ... (by parent, so also those t
 }
 
 stop_tree() {  # $1 pid: SIGTERM to its process group, then SIGKILL to whatever of it and its descendants is left
-  # after ${2:-30} s. A signal to the group alone misses the service's arbiter and worker (each in a session of its
-  # own); the service's CLI forwards SIGTERM to them (serving/lifecycle.py), and the KILL makes sure.
+  # after ${2:-30} s. A signal to the group alone misses the service's worker and engine (a session of their own); the
+  # service's CLI, circus' arbiter, has its worker drain and stop on SIGTERM (serving/lifecycle.py); the KILL makes sure.
   local tree p left
   [[ "$1" =~ ^[0-9]+$ ]] || { echo "stop_tree: not a pid: '$1'"; return 2; }
   tree="$1 $(descendants "$1")"

@@ -41,8 +41,9 @@ class RequestTimeoutMiddleware:
 
         async def timed_send(message: Message) -> None:
             nonlocal started
-            started = True
-            timer.cancel()  # the response has started: it runs to its end
+            if not started:
+                started = True
+                timer.cancel()  # the response has started: it runs to its end
             await send(message)
 
         # The app runs in a task of its own, as under BentoML's, so that the timer's end is the one difference (on

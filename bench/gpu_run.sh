@@ -66,7 +66,8 @@ up_service() {
   up service /readyz env PERSIST_RESULTS=false RESULTS_URI=/tmp/pair/results SPOOL_DIR=/tmp/pair/spool \
     python3 -m bentoml serve . --host 127.0.0.1 --port 3202
 }
-export GPU_MEMORY_UTILIZATION=${SHARE:-0.42}
+# Side by side, each server gets its share; the one-system phases (raw, service) keep the service's default.
+case $PHASE in up|restart) export GPU_MEMORY_UTILIZATION=${SHARE:-0.42} ;; esac
 if [ "$PHASE" = up ]; then
   mkdir -p /tmp/pair
   RAW_ARGS=$(raw_args)

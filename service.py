@@ -38,7 +38,7 @@ from serving.protocol import (
 from serving.request_limits import RequestLimits, RequestLimitsMiddleware
 from serving.request_timeout import install as install_request_timeout
 from serving.settings import ServiceSettings
-from serving.tracing import bentoml_sample_rate, excluded_urls, warn_if_sampled_but_excluded
+from serving.tracing import bentoml_sample_rate, excluded_urls, leave_out_when_untraced, warn_if_sampled_but_excluded
 from viggo.protocol import ViggoPrediction
 
 # BentoML shows INFO records of its own loggers only; the service's state changes (drain, spool, adapters) too.
@@ -54,6 +54,8 @@ lifecycle = Lifecycle(admission, settings.shutdown_grace_s)
 install_serve_hooks(settings.shutdown_grace_s)
 # BentoML's request timeout, without a timer left for 600 s after every request (serving/request_timeout.py).
 install_request_timeout()
+# Nor its tracing middleware where nothing is traced (serving/tracing.py).
+leave_out_when_untraced(trace_requests=settings.trace_requests, trace_streams=settings.trace_streams)
 
 MaxTokens = Annotated[int, Ge(1), Le(settings.max_model_len)]
 # vLLM refuses an empty stop string (a 500 if it got that far).

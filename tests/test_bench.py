@@ -558,6 +558,8 @@ def test_asgi_layers_drives_v1_through_each_layer_of_the_service(tmp_path: Path,
     # BentoML's request timeout, in its place in BentoML's stack, is the service's (serving/request_timeout.py).
     assert "RequestTimeoutMiddleware" in names and "TimeoutMiddleware" not in names
     assert names.index("AccessLogMiddleware") + 1 == names.index("RequestTimeoutMiddleware")
+    # Nothing traced under the default settings: BentoML's tracing middleware is left out (serving/tracing.py).
+    assert "OpenTelemetryMiddleware" not in names
     if via_mount:
         assert "DirectToOpenAIApp" not in names and {"ContextMiddleware", "Router"} <= set(names)
     else:

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
-from serving.engine import vllm_cli_args
+import os
+import subprocess
+import sys
+
+from serving.engine import engine_dtype, vllm_cli_args
 from serving.model_source import ResolvedModel
 from serving.settings import ServiceSettings
 
@@ -16,3 +20,21 @@ def test_engine_flags_are_vllm_serve_flags() -> None:
     assert flags[flags.index("--max-num-seqs") + 1] == "8"
     assert "--no-enable-prefix-caching" in flags and flags[-1] == "--enforce-eager"
     assert "--enable-lora" in flags
+
+
+def engine_dtype_in_a_process(setting: str, capability: str) -> str:
+    """`engine_dtype(setting)` where torch's CPU kernels are capped at `capability` (read once, at torch's start)."""
+    code = f"from serving.engine import engine_dtype; print(engine_dtype({setting!r}))"
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    ).stdout.strip()
+
+
+def test_auto_dtype_on_an_x86_cpu_without_avx512_is_float32() -> None:
+    assert engine_dtype_in_a_process("auto", "avx2") == "float32"
+
+
+def test_a_dtype_set_explicitly_is_kept_on_any_cpu() -> None:
+    assert engine_dtype_in_a_process("bfloat16", "avx2") == "bfloat16"
+    assert engine_dtype("float16") == "float16"

@@ -62,7 +62,7 @@ def main(argv: list[str] | None = None) -> int:
     diffs = uvloop.run(differences(args.requests, args.concurrency, args.reps))
     q1, median, q3 = statistics.quantiles(diffs, n=4)
     print(
-        f"OpenTelemetry middleware, every URL excluded: +{median:.1f} us per request [{q1:.1f}, {q3:.1f}], "
+        f"OpenTelemetry middleware, every URL excluded: {median:+.1f} us per request [{q1:.1f}, {q3:.1f}], "
         f"{len(diffs)} rounds"
     )
     return 0

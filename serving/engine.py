@@ -48,7 +48,8 @@ def engine_dtype(setting: str) -> str:
 
     There, bfloat16 weights (the default model's, most models') have no fast kernel: oneDNN cannot build its bf16
     matmul and vLLM falls back to torch's, 4.4x slower than float32 on a 2-core AMD EPYC with AVX2 (8 greedy
-    generations of 16 tokens: 12.3 s against 2.8 s, `python -m bench.cpu_dtype`). Where AVX-512 or a GPU is, "auto" stays the model's own.
+    generations of 16 tokens: 12.3 s against 2.8 s, `python -m bench.cpu_dtype`). Where AVX-512 or a GPU is, "auto"
+    stays the model's own.
     """
     if setting != "auto" or not on_cpu():
         return setting

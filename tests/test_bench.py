@@ -596,3 +596,15 @@ for _ in range(2):
     # GCWATCH_NAMES: the old generation's functions by name (the types line says `function:N` with no names)
     assert re.search(r"pid=\d+ function: .*made_after_the_freeze:1", run.stderr), run.stderr
     assert gc_pauses.pauses(run.stderr, pid + 1, until=time.time())["full_collections"] == 0
+
+
+def test_otel_passthrough_times_bentomls_tracing_middleware_against_the_bare_app() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.otel_passthrough", "--reps", "3", "--requests", "64", "--concurrency", "16"],
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    # One line: the median difference per request and its quartiles over the rounds (each round's requests all 200).
+    assert re.fullmatch(
+        r"OpenTelemetry middleware, every URL excluded: [+-][\d.]+ us per request \[-?[\d.]+, -?[\d.]+\], 3 rounds\n",
+        out,
+    ), out

@@ -12,6 +12,10 @@ from starlette.applications import Starlette
 
 from serving.tracing import bentoml_sample_rate, excluded_urls, leave_out_when_untraced, warn_if_sampled_but_excluded
 
+# OpenTelemetry's class, as imported when pytest collects this module: before any test imports service.py, whose
+# default settings put `leave_out_when_untraced`'s stand-in where the class was.
+assert isinstance(OpenTelemetryMiddleware, type), "service.py was imported before this module: the class is replaced"
+
 STREAMS = ["http://127.0.0.1:3000/v1/completions", "https://svc.example:443/v1/models", "http://host/generate"]
 REQUESTS = [
     "http://127.0.0.1:3000/extract_entities",

@@ -10,22 +10,17 @@ counts less), what `serving.tracing.leave_out_when_untraced` saves each request.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import gc
 import statistics
 import time
 
 from starlette.types import ASGIApp
 
-from bench.asgi_layers import one_request, stand_in
+from bench.asgi_layers import stand_in, us_per_request
 
 
 async def cpu_us_per_request(app: ASGIApp, requests: int, concurrency: int) -> float:
-    rounds = max(1, requests // concurrency)
-    started = time.thread_time()
-    for _ in range(rounds):
-        await asyncio.gather(*(one_request(app) for _ in range(concurrency)))
-    return (time.thread_time() - started) / (rounds * concurrency) * 1e6
+    return await us_per_request(app, requests, concurrency, clock=time.thread_time)
 
 
 async def differences(requests: int, concurrency: int, reps: int) -> list[float]:

@@ -10,17 +10,9 @@ counts less), what `serving.tracing.leave_out_when_untraced` saves each request.
 from __future__ import annotations
 
 import argparse
-import gc
 import statistics
-import time
 
-from starlette.types import ASGIApp
-
-from bench.asgi_layers import stand_in, us_per_request
-
-
-async def cpu_us_per_request(app: ASGIApp, requests: int, concurrency: int) -> float:
-    return await us_per_request(app, requests, concurrency, clock=time.thread_time)
+from bench.asgi_layers import interleaved_differences, stand_in
 
 
 async def differences(requests: int, concurrency: int, reps: int) -> list[float]:
@@ -35,15 +27,7 @@ async def differences(requests: int, concurrency: int, reps: int) -> list[float]
     traced = OpenTelemetryMiddleware(
         inner, excluded_urls=excluded, default_span_details=None, tracer_provider=BentoMLContainer.tracer_provider.get()
     )
-    for app in (inner, traced):  # warm-up
-        await cpu_us_per_request(app, concurrency, concurrency)
-    gc.collect()
-    gc.freeze()
-    out = []
-    for _ in range(reps):
-        alone = await cpu_us_per_request(inner, requests, concurrency)
-        out.append(await cpu_us_per_request(traced, requests, concurrency) - alone)
-    return out
+    return await interleaved_differences(inner, traced, requests, concurrency, reps)
 
 
 def main(argv: list[str] | None = None) -> int:

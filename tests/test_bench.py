@@ -554,7 +554,9 @@ def test_asgi_layers_drives_v1_through_each_layer_of_the_service(tmp_path: Path,
     names = [row["layer"] for row in figures["layers"]]
     # Outermost BentoML's, then the front door, down to the stand-in for vLLM's app; every request answered 200.
     assert names[0] == "ServerErrorMiddleware" and names[-2:] == ["LateOpenAIApp", "FastAPI"]
-    assert {"RunnerTrafficMetricsMiddleware", "AdmissionMiddleware", "RequestLimitsMiddleware"} <= set(names)
+    assert {"AdmissionMiddleware", "RequestLimitsMiddleware"} <= set(names)
+    # BentoML's request metrics, outermost but for its error page, are the service's (serving/traffic_metrics.py).
+    assert names[1] == "TrafficMetricsMiddleware" and "RunnerTrafficMetricsMiddleware" not in names
     # BentoML's request timeout, in its place in BentoML's stack, is the service's (serving/request_timeout.py).
     assert "RequestTimeoutMiddleware" in names and "TimeoutMiddleware" not in names
     assert names.index("AccessLogMiddleware") + 1 == names.index("RequestTimeoutMiddleware")
@@ -596,6 +598,18 @@ for _ in range(2):
     # GCWATCH_NAMES: the old generation's functions by name (the types line says `function:N` with no names)
     assert re.search(r"pid=\d+ function: .*made_after_the_freeze:1", run.stderr), run.stderr
     assert gc_pauses.pauses(run.stderr, pid + 1, until=time.time())["full_collections"] == 0
+
+
+def test_metrics_lookup_times_bentomls_metrics_middleware_and_ours_against_it() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.metrics_lookup", "--reps", "3", "--requests", "64", "--concurrency", "16"],
+        check=True, capture_output=True, text=True, timeout=120,
+    ).stdout  # fmt: skip
+    # Two lines: each A/B's median difference per request and its quartiles over the rounds (all requests 200).
+    figure = r"[+-][\d.]+ us per request \[-?[\d.]+, -?[\d.]+\], 3 rounds\n"
+    assert re.fullmatch(
+        rf"BentoML's metrics middleware against none: {figure}TrafficMetricsMiddleware against BentoML's: {figure}", out
+    ), out
 
 
 def test_otel_passthrough_times_bentomls_tracing_middleware_against_the_bare_app() -> None:

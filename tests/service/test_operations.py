@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import openai
 import pytest
@@ -42,7 +44,13 @@ def test_metrics_carry_vllm_and_bentoml_series(server: ServiceUnderTest) -> None
         "vllm:request_time_per_output_token_seconds_bucket",
     ):
         assert series in text, series
-    assert "bentoml_service_request" in text
+    # BentoML's request series, recorded by serving/traffic_metrics.py: this very request's path among them.
+    models = httpx.get(f"{server.url}/v1/models", headers=server.headers, timeout=10)
+    assert models.status_code == 200
+    text = httpx.get(f"{server.url}/metrics", headers=server.headers, timeout=10).text
+    for name in ("request_total", "request_duration_seconds_count", "request_in_progress"):
+        assert re.search(rf'^bentoml_service_{name}\{{[^}}]*endpoint="/v1/models"', text, re.M), name
+    assert re.search(r"^bentoml_service_last_request_timestamp_seconds\{[^}]*\} [1-9]", text, re.M)
     # The service's own series: grounding drops (NER) and the result spool (persistence).
     for series in ("ner_dropped_entities_total", "results_spool_pending"):
         assert series in text, series

@@ -15,6 +15,7 @@ from annotated_types import Ge, Le
 from pydantic import Field
 
 from ner.protocol import EXAMPLE_TEXT, BatchItemResult, EntityResult, MinScore, TextSample
+from serving.access_log import install as install_access_log
 from serving.admission import Admission, AdmissionMiddleware
 from serving.auth import ApiKeyMiddleware
 from serving.content_type import JsonEndpointsMiddleware, endpoint_routes
@@ -57,6 +58,8 @@ install_serve_hooks(settings.shutdown_grace_s)
 install_request_timeout()
 # Its request metrics, each series looked up once rather than four times a request (serving/traffic_metrics.py).
 install_traffic_metrics()
+# Its access log, the same line for less work per request and per streamed chunk (serving/access_log.py).
+install_access_log()
 # Nor its tracing middleware where nothing is traced (serving/tracing.py).
 leave_out_when_untraced(trace_requests=settings.trace_requests, trace_streams=settings.trace_streams)
 

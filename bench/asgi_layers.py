@@ -172,7 +172,12 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     chain = layers(app, inner)
     best = uvloop.run(measure(chain, args.requests, args.concurrency, args.reps))
     rows = [
-        {"layer": type(layer).__name__, "us_from_here_in": round(t, 1), "us_this_layer": round(t - nxt, 1)}
+        {
+            "layer": type(layer).__name__,
+            "module": type(layer).__module__,
+            "us_from_here_in": round(t, 1),
+            "us_this_layer": round(t - nxt, 1),
+        }
         for layer, t, nxt in zip(chain, best, [*best[1:], 0.0], strict=True)
     ]
     return {

@@ -9,8 +9,8 @@ where no span is ever exported. At `/extract_entities` concurrency 256 on an H10
 
 With neither, every request is excluded, and the middleware only lets each one pass: still ~16 us of event-loop
 time per request on a 2-core AVX2 EPYC (its URL rebuilt from the headers and matched against the patterns; `python -m
-bench.otel_passthrough`), which a burst of 64 new requests pays 64 times over before the last one reaches the engine.
-`leave_out_when_untraced` takes it out of the stack then.
+bench.layer_ab otel --chunks 1`), which a burst of 64 new requests pays 64 times over before the last one reaches
+the engine. `leave_out_when_untraced` takes it out of the stack then.
 """
 
 from __future__ import annotations

@@ -557,6 +557,9 @@ def test_asgi_layers_drives_v1_through_each_layer_of_the_service(tmp_path: Path,
     assert {"AdmissionMiddleware", "RequestLimitsMiddleware"} <= set(names)
     # BentoML's request metrics, outermost but for its error page, are the service's (serving/traffic_metrics.py).
     assert names[1] == "TrafficMetricsMiddleware" and "RunnerTrafficMetricsMiddleware" not in names
+    # And its access log, the same line for less work (serving/access_log.py).
+    modules = {row["layer"]: row["module"] for row in figures["layers"]}
+    assert modules["AccessLogMiddleware"] == "serving.access_log"
     # BentoML's request timeout, in its place in BentoML's stack, is the service's (serving/request_timeout.py).
     assert "RequestTimeoutMiddleware" in names and "TimeoutMiddleware" not in names
     assert names.index("AccessLogMiddleware") + 1 == names.index("RequestTimeoutMiddleware")
@@ -600,25 +603,34 @@ for _ in range(2):
     assert gc_pauses.pauses(run.stderr, pid + 1, until=time.time())["full_collections"] == 0
 
 
-def test_metrics_lookup_times_bentomls_metrics_middleware_and_ours_against_it() -> None:
+LAYER_AB_LINES = {
+    "otel": ["OpenTelemetry middleware, every URL excluded"],
+    "metrics": ["BentoML's metrics middleware against none", "TrafficMetricsMiddleware against BentoML's"],
+    "access-log": ["BentoML's access log against none", "AccessLogMiddleware against BentoML's"],
+}
+
+
+@pytest.mark.parametrize("subject", sorted(LAYER_AB_LINES))
+def test_layer_ab_times_each_layer_against_its_alternative(subject: str, tmp_path: Path) -> None:
+    log = tmp_path / "access.log"
     out = subprocess.run(
-        [sys.executable, "-m", "bench.metrics_lookup", "--reps", "3", "--requests", "64", "--concurrency", "16"],
+        [sys.executable, "-m", "bench.layer_ab", subject, "--reps", "3", "--requests", "64", "--concurrency", "16",
+         "--log-file", str(log)],
         check=True, capture_output=True, text=True, timeout=120,
     ).stdout  # fmt: skip
-    # Two lines: each A/B's median difference per request and its quartiles over the rounds (all requests 200).
+    # A line per A/B: its median difference per request and the quartiles over the rounds (every request 200).
     figure = r"[+-][\d.]+ us per request \[-?[\d.]+, -?[\d.]+\], 3 rounds\n"
-    assert re.fullmatch(
-        rf"BentoML's metrics middleware against none: {figure}TrafficMetricsMiddleware against BentoML's: {figure}", out
-    ), out
+    assert re.fullmatch("".join(re.escape(what) + ": " + figure for what in LAYER_AB_LINES[subject]), out), out
+    if subject == "access-log":  # both access logs wrote their lines, in BentoML's server format, to the file:
+        lines = log.read_text().splitlines()  # BentoML's in both A/Bs, ours in one; 16 warm-up and 3 x 64 each time
+        assert len(lines) == 3 * (16 + 3 * 64)
+        assert all(re.fullmatch(ACCESS_LINE, line) for line in lines), lines[:3]
+    else:
+        assert not log.exists() or not log.read_text()
 
 
-def test_otel_passthrough_times_bentomls_tracing_middleware_against_the_bare_app() -> None:
-    out = subprocess.run(
-        [sys.executable, "-m", "bench.otel_passthrough", "--reps", "3", "--requests", "64", "--concurrency", "16"],
-        check=True, capture_output=True, text=True, timeout=120,
-    ).stdout  # fmt: skip
-    # One line: the median difference per request and its quartiles over the rounds (each round's requests all 200).
-    assert re.fullmatch(
-        r"OpenTelemetry middleware, every URL excluded: [+-][\d.]+ us per request \[-?[\d.]+, -?[\d.]+\], 3 rounds\n",
-        out,
-    ), out
+# BentoML's server log format with its access line: time, level, component, client, request, response, latency.
+ACCESS_LINE = (
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[INFO\] \[[^]]*\] 127\.0\.0\.1:40000 "
+    r"\(scheme=http,method=POST,path=/v1/completions\) \(status=200\) \d+\.\d{3}ms"
+)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 
 import httpx
@@ -67,5 +68,13 @@ def test_bentoml_tracing_is_off_unless_asked(server: ServiceUnderTest) -> None:
             break
         time.sleep(0.5)
     assert openai_lines and generate_lines and admin_lines, access[-5:]
+    # BentoML's line, written by the service's AccessLogMiddleware (serving/access_log.py): client, request, response
+    # (with the content types and lengths BentoML's default `logging.access` options add), latency.
+    models = next(line for line in openai_lines if "method=GET,path=/v1/models," in line)
+    shape = (
+        r"\[INFO\] \[[^]]+\] 127\.0\.0\.1:\d+ \(scheme=http,method=GET,path=/v1/models,[^)]*\) "
+        r"\(status=200,type=application/json,length=\d+\) \d+\.\d{3}ms$"
+    )
+    assert re.search(shape, models), models
     untraced = openai_lines + generate_lines + admin_lines
     assert all("trace=" not in line for line in untraced), untraced[-3:]

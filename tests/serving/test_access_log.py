@@ -130,13 +130,3 @@ def test_websockets_are_logged_as_bentoml_logs_them(lines: Lines) -> None:
         lines.records[:] = []
     assert messages[0] == messages[1] and any("Connection established" in m for m in messages[0])
 
-
-def test_install_makes_bentomls_app_factory_build_ours() -> None:
-    from bentoml._internal.server.http import access
-
-    before = access.AccessLogMiddleware
-    try:
-        access_log.install()
-        assert access.AccessLogMiddleware is AccessLogMiddleware
-    finally:
-        access.AccessLogMiddleware = before  # type: ignore[misc]

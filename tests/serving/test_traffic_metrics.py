@@ -160,13 +160,3 @@ async def paths_beyond_the_cache() -> None:
     totals = {dict(labels)["endpoint"]: v for (name, labels), v in series(ours_ns).items() if name == "request_total"}
     assert totals == dict.fromkeys(paths, 2.0)
 
-
-def test_install_makes_bentomls_app_factory_build_ours() -> None:
-    from bentoml._internal.server.http import instruments
-
-    before = instruments.RunnerTrafficMetricsMiddleware
-    try:
-        traffic_metrics.install()
-        assert instruments.RunnerTrafficMetricsMiddleware is TrafficMetricsMiddleware
-    finally:
-        instruments.RunnerTrafficMetricsMiddleware = before  # type: ignore[misc]

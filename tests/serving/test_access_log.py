@@ -129,4 +129,3 @@ def test_websockets_are_logged_as_bentoml_logs_them(lines: Lines) -> None:
         messages.append(lines.messages())
         lines.records[:] = []
     assert messages[0] == messages[1] and any("Connection established" in m for m in messages[0])
-

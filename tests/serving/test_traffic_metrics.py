@@ -159,4 +159,3 @@ async def paths_beyond_the_cache() -> None:
     assert len(middleware._paths) == 2 and len(middleware._finished) == 2
     totals = {dict(labels)["endpoint"]: v for (name, labels), v in series(ours_ns).items() if name == "request_total"}
     assert totals == dict.fromkeys(paths, 2.0)
-

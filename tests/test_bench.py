@@ -603,6 +603,20 @@ for _ in range(2):
     assert gc_pauses.pauses(run.stderr, pid + 1, until=time.time())["full_collections"] == 0
 
 
+def test_the_readmes_bentoml_config_turns_the_access_log_off(tmp_path: Path) -> None:
+    # README, "Configuration": BentoML's own configuration, not a setting of the service; metrics stay.
+    config = tmp_path / "bentoml.yaml"
+    config.write_text("services: {llm-extraction: {logging: {access: {enabled: false}}}}\n")
+    out = tmp_path / "layers.json"
+    subprocess.run(
+        [sys.executable, "-m", "bench.asgi_layers", "--requests", "16", "--concurrency", "8", "--reps", "1",
+         "--out", str(out)],
+        check=True, timeout=300, env={**os.environ, "BENTOML_CONFIG": str(config)},
+    )  # fmt: skip
+    names = [row["layer"] for row in json.loads(out.read_text())["layers"]]
+    assert "AccessLogMiddleware" not in names and "TrafficMetricsMiddleware" in names
+
+
 LAYER_AB_LINES = {
     "otel": ["OpenTelemetry middleware, every URL excluded"],
     "metrics": ["BentoML's metrics middleware against none", "TrafficMetricsMiddleware against BentoML's"],

@@ -88,10 +88,13 @@ class TrafficMetricsMiddleware(RunnerTrafficMetricsMiddleware):
 
         async def recording_send(message: Message) -> None:
             nonlocal status
+            if message.get("more_body", False):  # a streamed chunk: most of the messages
+                await send(message)
+                return
             kind = message["type"]
             if kind == "http.response.start":
                 status = message["status"]
-            elif kind == "http.response.body" and not message.get("more_body", False):
+            elif kind == "http.response.body":
                 total, duration = self._finished_series(path, status)
                 total.inc()
                 duration.observe(max(default_timer() - started, 0))

@@ -648,3 +648,16 @@ ACCESS_LINE = (
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d{4} \[INFO\] \[[^]]*\] 127\.0\.0\.1:40000 "
     r"\(scheme=http,method=POST,path=/v1/completions\) \(status=200\) \d+\.\d{3}ms"
 )
+
+
+def test_cpu_lora_times_the_base_model_and_the_adapter_on_the_same_prompts() -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", "bench.cpu_lora", "--prompts", "2", "--repeat", "2", "--rounds", "1"],
+        check=True, capture_output=True, text=True, timeout=600,
+    ).stdout  # fmt: skip
+    lines = [line for line in out.splitlines() if re.match(r"(base|LoRA ner-smollm2): ", line)]
+    assert len(lines) == 2 and lines[0].startswith("base: ") and lines[1].startswith("LoRA ner-smollm2: "), out
+    # The same prompts both times: the same count of prompt tokens, each batch timed.
+    figures = [re.fullmatch(r".*: (\d+) prompt tokens in ([\d.]+) s", line) for line in lines]
+    assert all(figures) and figures[0][1] == figures[1][1] and int(figures[0][1]) > 50  # type: ignore[index]
+    assert all(float(match[2]) > 0 for match in figures if match)

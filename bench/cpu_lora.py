@@ -1,0 +1,68 @@
+"""Prompt time of the default model on this CPU with and without a LoRA adapter (default: the shipped NER one).
+
+vLLM's CPU build applies a LoRA adapter through plain torch operations, and a step through one is many times slower
+than the base model's; the step in flight when requests are aborted runs to its end first, so on the CPU an abandoned
+batch of long texts can keep the engine busy for a minute (tests/service/test_disconnect.py waits for that step).
+One offline engine (eager, LoRA on, the service's step budget of 2,048 tokens), PROMPTS prompts of REPEAT sentences
+each and one output token, base and adapter in turn for ROUNDS rounds; each line is one batch's wall time.
+
+    python -m bench.cpu_lora [--adapter DIR] [--prompts 12] [--repeat 20] [--rounds 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from serving.model_source import resolve_model
+from serving.settings import BUNDLED_NER_ADAPTER, ServiceSettings
+
+SENTENCE = "Angela Merkel met Emmanuel Macron and Justin Trudeau in Berlin on 4 March 2019. "
+
+
+def run(model: str, adapter: Path, prompts: int, repeat: int, rounds: int) -> list[tuple[str, int, float]]:
+    """(which, prompt tokens, seconds) per batch."""
+    from vllm import LLM, SamplingParams
+    from vllm.lora.request import LoRARequest
+
+    llm = LLM(
+        model=model, dtype="float32", max_model_len=2048, max_num_batched_tokens=2048, enforce_eager=True,
+        enable_lora=True, max_lora_rank=32, enable_prefix_caching=False,
+    )  # fmt: skip
+    texts = [f"{i}. {SENTENCE * repeat}" for i in range(prompts)]
+    tokens = sum(len(llm.get_tokenizer().encode(text)) for text in texts)
+    params = SamplingParams(max_tokens=1, temperature=0)
+    lora = LoRARequest(adapter.name, 1, str(adapter))
+    out = []
+    for _ in range(rounds):
+        for which, request in (("base", None), (f"LoRA {adapter.name}", lora)):
+            started = time.perf_counter()
+            llm.generate(texts, params, lora_request=request, use_tqdm=False)
+            out.append((which, tokens, time.perf_counter() - started))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.cpu_lora", description=__doc__)
+    p.add_argument("--adapter", type=Path, default=BUNDLED_NER_ADAPTER)
+    p.add_argument("--prompts", type=int, default=12)
+    p.add_argument("--repeat", type=int, default=20, help="sentences per prompt (~20 tokens each)")
+    p.add_argument("--rounds", type=int, default=2)
+    args = p.parse_args(argv)
+    if min(args.prompts, args.repeat, args.rounds) < 1:
+        p.error("--prompts, --repeat and --rounds must be at least 1")
+    if not (args.adapter / "adapter_config.json").is_file():
+        p.error(f"--adapter {args.adapter}: no adapter_config.json there")
+    import torch
+
+    model = resolve_model(ServiceSettings()).path
+    results = run(model, args.adapter, args.prompts, args.repeat, args.rounds)
+    print(f"torch CPU capability: {torch.backends.cpu.get_cpu_capability()}; model {model}")
+    for which, tokens, seconds in results:
+        print(f"{which}: {tokens} prompt tokens in {seconds:.1f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

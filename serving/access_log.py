@@ -6,7 +6,7 @@ messages, reads the clock at every message it sends (a /v1 stream sends one per 
 `AccessLogMiddleware` here writes the same line (`bentoml.access`, BentoML's handlers, filter and format, its
 `logging.access` options) with the clock read once at the end, no `receive` wrapper and the record made directly;
 its file is this module's and its line 0. WebSockets and skipped paths go the way BentoML's would.
-On a 2-core AVX2 EPYC BentoML's cost +94 us of event-loop time per /v1 request of 16 chunks, and this one 30 us less
+On a 2-core AVX2 EPYC BentoML's cost +78 us of event-loop time per /v1 request of 16 chunks, and this one 27 us less
 (`python -m bench.layer_ab access-log`: medians of 41 interleaved rounds, bench/results/cpu-layer-ab/); most of
 what is left is the logging module's record, filter, format and write.
 """

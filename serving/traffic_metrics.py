@@ -2,11 +2,11 @@
 
 BentoML's `RunnerTrafficMetricsMiddleware` asks prometheus_client for a series by its label values four times a
 request (`.labels(...)`: keyword arguments checked, a tuple built, a lock taken, a dict searched), and wraps every
-`receive` of an HTTP request in a coroutine that only acts on WebSocket messages. That was +65 us of event-loop time
-per /v1 request on a 2-core AVX2 EPYC, the biggest of BentoML's layers, which a burst of 64 new requests pays 64
-times over before the last one reaches the engine; this class takes 34 us of it off (`python -m bench.layer_ab
-metrics`: medians of 41 interleaved rounds, bench/results/cpu-layer-ab/). The rest is prometheus_client's own
-updates, six memory-mapped writes a request in the worker's multiprocess mode.
+`receive` of an HTTP request in a coroutine that only acts on WebSocket messages. That was +56 us of event-loop time
+per /v1 request on a 2-core AVX2 EPYC, which a burst of 64 new requests pays 64 times over before the last one
+reaches the engine; this class takes 30 us of it off (`python -m bench.layer_ab metrics`: medians of 41 interleaved
+rounds, bench/results/cpu-layer-ab/). The rest is prometheus_client's own updates, six memory-mapped writes a request
+in the worker's multiprocess mode.
 
 `TrafficMetricsMiddleware` records the same series (BentoML creates them: same names, labels, buckets, the same
 multiprocess files) with the series of each endpoint and status kept once found. WebSockets and /metrics go through

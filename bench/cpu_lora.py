@@ -18,6 +18,8 @@ from pathlib import Path
 from serving.model_source import resolve_model
 from serving.settings import BUNDLED_NER_ADAPTER, ServiceSettings
 
+# A fixed KV cache: vLLM's CPU default asks for 90% of the RAM, and fails beside a running service.
+KV_CACHE_BYTES = 1 << 30
 SENTENCE = "Angela Merkel met Emmanuel Macron and Justin Trudeau in Berlin on 4 March 2019. "
 
 
@@ -29,6 +31,7 @@ def run(model: str, adapter: Path, prompts: int, repeat: int, rounds: int) -> li
     llm = LLM(
         model=model, dtype="float32", max_model_len=2048, max_num_batched_tokens=2048, enforce_eager=True,
         enable_lora=True, max_lora_rank=32, enable_prefix_caching=False,
+        kv_cache_memory_bytes=KV_CACHE_BYTES,
     )  # fmt: skip
     texts = [f"{i}. {SENTENCE * repeat}" for i in range(prompts)]
     tokens = sum(len(llm.get_tokenizer().encode(text)) for text in texts)

@@ -651,10 +651,12 @@ ACCESS_LINE = (
 
 
 def test_cpu_lora_times_the_base_model_and_the_adapter_on_the_same_prompts() -> None:
-    out = subprocess.run(
+    run = subprocess.run(
         [sys.executable, "-m", "bench.cpu_lora", "--prompts", "2", "--repeat", "2", "--rounds", "1"],
-        check=True, capture_output=True, text=True, timeout=600,
-    ).stdout  # fmt: skip
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = run.stdout
     lines = [line for line in out.splitlines() if re.match(r"(base|LoRA ner-smollm2): ", line)]
     assert len(lines) == 2 and lines[0].startswith("base: ") and lines[1].startswith("LoRA ner-smollm2: "), out
     # The same prompts both times: the same count of prompt tokens, each batch timed.

@@ -180,6 +180,41 @@ def plot(rows: list[dict[str, Any]], path: Path) -> None:
     plt.close(fig)
 
 
+def frontend_points(pairs: list[dict[str, Any]], endpoint: str = "completions") -> list[tuple[float, float]]:
+    """(raw's front-end share, the service's extra over it) per pair of levels that has the split on both."""
+    points = []
+    for pair in pairs:
+        raw, fig = pair["raw"], pair["service"].get(endpoint, {})
+        if "frontend_ttft_ms" in raw and "frontend_ttft_ms" in fig:
+            points.append((raw["frontend_ttft_ms"], fig["frontend_ttft_ms"] - raw["frontend_ttft_ms"]))
+    return points
+
+
+def plot_by_load(runs: list[tuple[str, list[dict[str, Any]]]], path: Path, endpoint: str = "completions") -> None:
+    """The service's extra front-end share of each pair against raw's own share in that pair, one colour per run:
+    raw's share is how loaded the host's CPU was at that moment, so this shows whether the extra is a fixed cost
+    or grows with the load (it moves with the host from one pair to the next, on both systems together)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for label, pairs in runs:
+        points = frontend_points(pairs, endpoint)
+        if points:
+            xs, ys = [x for x, _ in points], [y for _, y in points]
+            ax.scatter(xs, ys, s=18, alpha=0.8, label=f"{label} ({len(points)})")
+    ax.axhline(0, color="gray", linewidth=0.8)
+    ax.axhline(TTFT_TARGET_MS, color="tab:red", linestyle="--", linewidth=1, label="target +5 ms")
+    ax.set_xlabel("raw vLLM's front-end share of TTFT in the pair (ms)", fontsize=9)
+    ax.set_ylabel("the service's extra over it (ms)", fontsize=9)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
 _TTFT_SERIES = re.compile(r"^vllm:time_to_first_token_seconds_(sum|count)(?:\{[^}]*\})? (\S+)$", re.M)
 
 
@@ -270,7 +305,8 @@ def merge(paths: list[Path]) -> dict[str, Any]:
     more pairs against the same two servers narrow the median's interval."""
     runs = [json.loads(path.read_text()) for path in paths]
     pairs = [pair for run in runs for pair in run["pairs"]]
-    return {"merged": [str(path) for path in paths], "dates": [run["date"] for run in runs], "pairs": pairs,
+    dates = [date for run in runs for date in run.get("dates") or [run["date"]]]  # a merge of merges too
+    return {"merged": [str(path) for path in paths], "dates": dates, "pairs": pairs,
             "summary": summarize(pairs)}  # fmt: skip
 
 
@@ -308,6 +344,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--client-procs", type=int, default=4)
     p.add_argument("--out", type=Path, required=True, help="results JSON (written after every pair)")
     p.add_argument("--plot", type=Path, help="PNG of the paired differences")
+    p.add_argument("--by-load", type=Path, help="PNG of each pair's front-end extra against raw's own share")
     args = p.parse_args(argv)
     if not args.merge and not (args.raw and args.service):
         p.error("--raw and --service are required (or --merge with earlier results)")
@@ -328,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.plot:
         plot(out["summary"], args.plot)
         print(args.plot)
+    if args.by_load:
+        runs = [(f"{path.parent.name}/{path.stem}", json.loads(path.read_text())["pairs"]) for path in args.merge or []]
+        plot_by_load(runs or [("service", out["pairs"])], args.by_load)
+        print(args.by_load)
     return 0
 
 

@@ -440,14 +440,20 @@ def test_paired_merge_summarizes_the_pairs_of_several_runs_together(tmp_path: Pa
         path.write_text(json.dumps({"date": f"2026-12-0{k + 1}", "pairs": pairs, "summary": paired.summarize(pairs)}))
         runs.append(path)
     assert json.loads(runs[0].read_text())["summary"][0]["frontend_ttft_diff_ci95_ms"] is None
-    out, plot = tmp_path / "both.json", tmp_path / "both.png"
-    assert paired.main(["--merge", *map(str, runs), "--out", str(out), "--plot", str(plot)]) == 0
+    out, plot, by_load = tmp_path / "both.json", tmp_path / "both.png", tmp_path / "by-load.png"
+    args = ["--merge", *map(str, runs), "--out", str(out), "--plot", str(plot), "--by-load", str(by_load)]
+    assert paired.main(args) == 0
     merged = json.loads(out.read_text())
     assert merged["merged"] == [str(p) for p in runs] and merged["dates"] == ["2026-12-01", "2026-12-02"]
     (row,) = merged["summary"]
     assert row["pairs"] == 6 and row["frontend_ttft_diff_median_ms"] == pytest.approx(3.5)
     assert row["frontend_ttft_diff_ci95_ms"] == [1.0, 6.0] and row["ttft_p50_diff_median_ms"] == pytest.approx(2.5)
-    assert plot.stat().st_size > 0
+    assert plot.stat().st_size > 0 and by_load.stat().st_size > 0
+    assert paired.frontend_points(merged["pairs"]) == [(30.0, 1.0 + i + 3 * k) for k in range(2) for i in range(3)]
+    again = tmp_path / "again.json"  # a merge of a merge and a run: every date kept, every pair counted once
+    assert paired.main(["--merge", str(out), str(runs[0]), "--out", str(again)]) == 0
+    assert json.loads(again.read_text())["dates"] == ["2026-12-01", "2026-12-02", "2026-12-01"]
+    assert json.loads(again.read_text())["summary"][0]["pairs"] == 9
     with pytest.raises(SystemExit):
         paired.parse_args(["--out", str(out)])  # neither servers nor runs to merge
 

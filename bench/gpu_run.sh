@@ -95,7 +95,9 @@ if [ "$PHASE" = paired ]; then
       done
       wait ) &
   fi
+  # Both serving processes' pids: each level also records where their time went (bench/sched.py).
   timeout -s INT -k 30 "${LIMIT:-540}" python3 -m bench.paired --raw $RAW_URL --service $SERVICE_URL \
+    --pids "$(serving_pid raw),$(serving_pid service)" \
     --out "$OUT/paired${LABEL:+-$LABEL}.json" --plot "$OUT/paired${LABEL:+-$LABEL}.png" "$@" 2>&1 | tee "$OUT/log-paired${LABEL:+-$LABEL}.txt"
   rc=${PIPESTATUS[0]}; wait
   grep -h '\[gcwatch\]' /tmp/pair/*.log >"$OUT/gcwatch${LABEL:+-$LABEL}.txt" 2>/dev/null

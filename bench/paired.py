@@ -15,6 +15,11 @@ count on /metrics, before and after the level): the client's mean TTFT minus the
 added on the way in and out (HTTP, routing, middleware, request handling, streaming the first chunk), and its
 paired difference is the front end's own TTFT cost, free of the queue's noise.
 
+With `--pids RAW_PID,SERVICE_PID` (the serving processes, on this host) each level also records where those
+processes' time went, from the kernel's accounting (bench/sched.py): the event loop thread's CPU, its wait for a CPU
+and its context switches per request, the other threads' CPU, and the host's steal: whether a front end that takes
+longer works more, waits for a core, or trades the GIL.
+
     python -m bench.paired --raw URL --service URL --shapes long:512:128 --concurrency 4,64 --pairs 10 \
         --endpoints completions,generate --out results.json [--plot paired.png]
     python -m bench.paired --merge a.json b.json --out both.json [--plot both.png]  # pairs of runs, together
@@ -37,7 +42,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench import load, stream_load
+from bench import load, sched, stream_load
 from bench.cli import url_target
 
 TTFT_TARGET_MS = 5.0  # issue 12: the service's TTFT p50 within +5 ms of raw's
@@ -260,6 +265,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     from transformers import AutoTokenizer
 
     raw, service = url_target(args.raw, args.api_key), url_target(args.service, args.api_key)
+    pids = dict(zip((raw.url, service.url), args.pids, strict=True)) if args.pids else {}
     tokenizer = AutoTokenizer.from_pretrained(args.tokenizer or raw.tokenizer)
     endpoints = [e for e in args.endpoints.split(",") if e]
     shapes = stream_load.parse_shapes(args.shapes)
@@ -271,10 +277,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with mp.get_context("spawn").Pool(args.client_procs) as pool:
 
         def level(target: load.Target, endpoint: str, prompts: list[str], max_tokens: int, c: int) -> dict[str, Any]:
+            pid = pids.get(target.url)
             before = engine_ttft(target)
+            times = sched.snapshot(pid) if pid else None  # inside the /metrics reads: they cost the server too
             records = stream_load.drive_level(target, endpoint, prompts, max_tokens, c, pool, args.client_procs)
+            where = sched.figures(times, sched.snapshot(times.pid), len(records)) if times else None
             fig = stream_load.figures(records, tokenizer)
             frontend_ttft(fig, records, before, engine_ttft(target))
+            if where:
+                fig["sched"] = where
             return fig
 
         stream_load.warm_up(raw, "completions", tokenizer, pool, args.client_procs)
@@ -323,8 +334,21 @@ def _pair_line(pair: dict[str, Any], pairs: int) -> str:
         text = f"{endpoint} {diff:+.1f} ms, tok/s x{ratio:.3f}"
         if "frontend_ttft_ms" in fig and "frontend_ttft_ms" in raw:
             text += f", front end {raw['frontend_ttft_ms']:.1f} -> {fig['frontend_ttft_ms']:.1f} ms"
+        if "sched" in fig and "sched" in raw:
+            a, b = raw["sched"], fig["sched"]
+            text += (f", loop CPU {a['loop_cpu_ms']:.2f} -> {b['loop_cpu_ms']:.2f}, its wait for a CPU "
+                     f"{a['loop_wait_ms']:.2f} -> {b['loop_wait_ms']:.2f} ms/request, its switches "
+                     f"{a['loop_voluntary']:.1f} -> {b['loop_voluntary']:.1f}/request, host steal "
+                     f"{a['host_steal_share']:.1%} / {b['host_steal_share']:.1%}")  # fmt: skip
         parts.append(text)
     return ", ".join(parts)
+
+
+def _pids(text: str) -> tuple[int, int]:
+    parts = text.split(",")
+    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
+        raise argparse.ArgumentTypeError(f"expected RAW_PID,SERVICE_PID, got {text!r}")
+    return int(parts[0]), int(parts[1])
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -335,6 +359,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--service", help="the service's base URL")
     p.add_argument("--merge", type=Path, nargs="+", help="summarize these earlier results' pairs together instead")
     p.add_argument("--api-key", help="Bearer key of both servers, if any")
+    p.add_argument("--pids", type=_pids, help="RAW_PID,SERVICE_PID: the serving processes (here), for bench.sched")
     p.add_argument("--tokenizer", help="tokenizer path for the prompts (default: raw's /v1/models root)")
     p.add_argument("--shapes", default="long:512:128", help="NAME:INPUT_LEN:OUTPUT_LEN,...")
     p.add_argument("--concurrency", default="64")

@@ -6,6 +6,7 @@ Starts no engine of its own: `python -m bench --url ...` drives the session's `s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import http.server
 import json
 import os
@@ -23,7 +24,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from bench import frontend_cpu, gc_pauses, gpu_bundle, load, paired, report, servers, task_baseline
+from bench import frontend_cpu, gc_pauses, gpu_bundle, load, paired, report, sched, servers, task_baseline
 from bench import label_scores as label_scores_bench
 from bench.cli import first_model, main
 
@@ -462,10 +463,12 @@ def test_paired_merge_summarizes_the_pairs_of_several_runs_together(tmp_path: Pa
 def test_paired_drives_both_servers_with_the_same_prompts(server, tmp_path: Path) -> None:
     # The shared service stands in for both sides: same engine, so every pair's answers must match.
     out = tmp_path / "paired.json"
+    worker = _serving_worker(int(server.url.rsplit(":", 1)[1]))
     code = paired.main([
         "--raw", server.url, "--service", server.url, "--api-key", server.api_key, "--shapes", "tiny:16:4",
         "--concurrency", "2", "--prompts", "C", "--pairs", "2", "--endpoints", "completions,generate",
         "--client-procs", "2", "--out", str(out), "--plot", str(tmp_path / "paired.png"),
+        "--pids", f"{worker},{worker}",
     ])  # fmt: skip
     assert code == 0
     data = json.loads(out.read_text())
@@ -482,6 +485,45 @@ def test_paired_drives_both_servers_with_the_same_prompts(server, tmp_path: Path
             assert fig["engine_ttft_requests"] == 2 and 0 < fig["engine_mean_ttft_ms"] < fig["mean_ttft_ms"]
     assert rows["generate"]["frontend_pairs"] == 2 and rows["generate"]["service_frontend_ttft_median_ms"] > 0
     assert (tmp_path / "paired.png").stat().st_size > 0
+    for pair in data["pairs"]:  # the worker's event loop served every level: its CPU and switches counted
+        for fig in [pair["raw"], *pair["service"].values()]:
+            assert fig["sched"]["loop_cpu_ms"] > 0 and fig["sched"]["loop_voluntary"] > 0
+            assert 0 <= fig["sched"]["host_steal_share"] <= fig["sched"]["host_busy_share"] + 1
+
+
+def _serving_worker(port: int) -> int:
+    """The BentoML worker process that serves on `port` (it holds the listening socket the arbiter made)."""
+    for proc in psutil.process_iter(["cmdline"]):
+        if frontend_cpu.SERVICE_WORKER in " ".join(proc.info["cmdline"] or []):
+            with contextlib.suppress(psutil.Error):
+                if any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in proc.net_connections()):
+                    return proc.pid
+    raise AssertionError(f"no {frontend_cpu.SERVICE_WORKER} process listens on {port}")
+
+
+_SPIN = "import time\nt = time.time()\nwhile time.time() - t < 30: sum(range(2000))\n"
+
+
+def test_sched_tells_a_thread_trading_the_gil_from_one_working_alone() -> None:
+    # Two real processes spin for a second: one alone, one with a second thread spinning beside its main thread.
+    # Both threads want the GIL, so the main thread keeps sleeping on it: voluntary switches, the other thread's CPU.
+    alone = subprocess.Popen([sys.executable, "-c", _SPIN])
+    second_thread = f"import threading\nthreading.Thread(target=exec, args=({_SPIN!r},), daemon=True).start()\n"
+    beside = subprocess.Popen([sys.executable, "-c", second_thread + _SPIN])
+    try:
+        time.sleep(1.0)
+        before = {p.pid: sched.snapshot(p.pid) for p in (alone, beside)}
+        time.sleep(1.5)
+        after = {p.pid: sched.snapshot(p.pid) for p in (alone, beside)}
+    finally:
+        for p in (alone, beside):
+            p.kill()
+            p.wait()
+    one, two = (sched.figures(before[p.pid], after[p.pid], requests=1) for p in (alone, beside))
+    assert one["loop_cpu_ms"] > 100 and two["loop_cpu_ms"] > 100  # both spun (a busy 2-core host shares them)
+    assert one["others_cpu_ms"] < 50 < two["others_cpu_ms"]  # only the second has a thread that works
+    assert two["loop_voluntary"] > one["loop_voluntary"] + 20  # the GIL handed over every 5 ms or so
+    assert 0 <= one["host_steal_share"] <= 1 and 0 < one["host_busy_share"] <= 1
 
 
 def test_gpu_scripts_shell_pieces_give_the_services_flags_and_wait_for_readiness(

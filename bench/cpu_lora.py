@@ -3,10 +3,12 @@
 vLLM's CPU build applies a LoRA adapter through plain torch operations, and a step through one is many times slower
 than the base model's; the step in flight when requests are aborted runs to its end first, so on the CPU an abandoned
 batch of long texts can keep the engine busy for a minute (tests/service/test_disconnect.py waits for that step).
-One offline engine (eager, LoRA on, the service's step budget of 2,048 tokens), PROMPTS prompts of REPEAT sentences
-each and one output token, base and adapter in turn for ROUNDS rounds; each line is one batch's wall time.
+One offline engine (eager, LoRA on, a step budget of STEP_TOKENS, default the service's 2,048), PROMPTS prompts of
+REPEAT sentences each and one output token, base and adapter in turn for ROUNDS rounds; each line is one batch's wall
+time. A smaller step budget shortens the longest step (what an abort or a new request waits for) at whatever cost
+to throughput these lines show.
 
-    python -m bench.cpu_lora [--adapter DIR] [--prompts 12] [--repeat 20] [--rounds 2]
+    python -m bench.cpu_lora [--adapter DIR] [--prompts 12] [--repeat 20] [--rounds 2] [--step-tokens 2048]
 """
 
 from __future__ import annotations
@@ -23,13 +25,15 @@ KV_CACHE_BYTES = 1 << 30
 SENTENCE = "Angela Merkel met Emmanuel Macron and Justin Trudeau in Berlin on 4 March 2019. "
 
 
-def run(model: str, adapter: Path, prompts: int, repeat: int, rounds: int) -> list[tuple[str, int, float]]:
+def run(
+    model: str, adapter: Path, prompts: int, repeat: int, rounds: int, step_tokens: int = 2048
+) -> list[tuple[str, int, float]]:
     """(which, prompt tokens, seconds) per batch."""
     from vllm import LLM, SamplingParams
     from vllm.lora.request import LoRARequest
 
     llm = LLM(
-        model=model, dtype="float32", max_model_len=2048, max_num_batched_tokens=2048, enforce_eager=True,
+        model=model, dtype="float32", max_model_len=2048, max_num_batched_tokens=step_tokens, enforce_eager=True,
         enable_lora=True, max_lora_rank=32, enable_prefix_caching=False,
         kv_cache_memory_bytes=KV_CACHE_BYTES,
     )  # fmt: skip
@@ -52,16 +56,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--prompts", type=int, default=12)
     p.add_argument("--repeat", type=int, default=20, help="sentences per prompt (~20 tokens each)")
     p.add_argument("--rounds", type=int, default=2)
+    p.add_argument("--step-tokens", type=int, default=2048, help="the engine's step budget (max_num_batched_tokens)")
     args = p.parse_args(argv)
     if min(args.prompts, args.repeat, args.rounds) < 1:
         p.error("--prompts, --repeat and --rounds must be at least 1")
+    if args.step_tokens < 64:
+        p.error("--step-tokens must be at least 64")
     if not (args.adapter / "adapter_config.json").is_file():
         p.error(f"--adapter {args.adapter}: no adapter_config.json there")
     import torch
 
     model = resolve_model(ServiceSettings()).path
-    results = run(model, args.adapter, args.prompts, args.repeat, args.rounds)
-    print(f"torch CPU capability: {torch.backends.cpu.get_cpu_capability()}; model {model}")
+    results = run(model, args.adapter, args.prompts, args.repeat, args.rounds, args.step_tokens)
+    print(f"torch CPU capability: {torch.backends.cpu.get_cpu_capability()}; model {model}; step {args.step_tokens}")
     for which, tokens, seconds in results:
         print(f"{which}: {tokens} prompt tokens in {seconds:.1f} s")
     return 0

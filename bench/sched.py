@@ -52,9 +52,14 @@ def thread_times(pid: int, tid: int) -> ThreadTimes | None:
 
 
 def process_times(pid: int) -> dict[int, ThreadTimes]:
-    """Every live thread of `pid` (the main thread's id is the pid: uvicorn's event loop runs there)."""
-    times = {}
-    for entry in (PROC / str(pid) / "task").iterdir():
+    """Every live thread of `pid` (the main thread's id is the pid: uvicorn's event loop runs there); none once the
+    process has ended."""
+    times: dict[int, ThreadTimes] = {}
+    try:
+        entries = list((PROC / str(pid) / "task").iterdir())
+    except (FileNotFoundError, ProcessLookupError):
+        return times
+    for entry in entries:
         t = thread_times(pid, int(entry.name))
         if t is not None:
             times[int(entry.name)] = t
@@ -79,10 +84,13 @@ def snapshot(pid: int) -> Snapshot:
     return Snapshot(pid, process_times(pid), host_ticks())
 
 
-def figures(before: Snapshot, after: Snapshot, requests: int) -> dict[str, float]:
+def figures(before: Snapshot, after: Snapshot, requests: int) -> dict[str, float] | None:
     """Per request over the interval: the event loop thread's CPU, run-queue wait and context switches, the other
     threads' CPU and wait together (those alive at both ends: a thread that ended between is left out), and the
-    host's steal and busy shares of its CPU time."""
+    host's steal and busy shares of its CPU time. None where the kernel keeps no schedstat or the process is gone:
+    a benchmark goes on without these figures rather than stop."""
+    if before.pid not in before.threads or after.pid not in after.threads:
+        return None
     loop = after.threads[after.pid] - before.threads[before.pid]
     others = ZERO
     for tid, t in after.threads.items():

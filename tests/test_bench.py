@@ -519,11 +519,13 @@ def test_sched_tells_a_thread_trading_the_gil_from_one_working_alone() -> None:
         for p in (alone, beside):
             p.kill()
             p.wait()
-    one, two = (sched.figures(before[p.pid], after[p.pid], requests=1) for p in (alone, beside))
+    one, two = (sched.figures(before[p.pid], after[p.pid], requests=1) or {} for p in (alone, beside))
     assert one["loop_cpu_ms"] > 100 and two["loop_cpu_ms"] > 100  # both spun (a busy 2-core host shares them)
     assert one["others_cpu_ms"] < 50 < two["others_cpu_ms"]  # only the second has a thread that works
     assert two["loop_voluntary"] > one["loop_voluntary"] + 20  # the GIL handed over every 5 ms or so
     assert 0 <= one["host_steal_share"] <= 1 and 0 < one["host_busy_share"] <= 1
+    # Once a process is gone its figures are None, and a level goes on without them.
+    assert sched.figures(before[alone.pid], sched.snapshot(alone.pid), requests=1) is None
 
 
 def test_gpu_scripts_shell_pieces_give_the_services_flags_and_wait_for_readiness(

@@ -3,8 +3,7 @@
 vLLM's CPU build applies a LoRA adapter through plain torch operations, and a step through one is many times slower
 than the base model's; the step in flight when requests are aborted runs to its end first, so on the CPU an abandoned
 batch of long texts can keep the engine busy for a minute (tests/service/test_disconnect.py waits for that step).
-One offline engine (eager, LoRA on, a step budget of STEP_TOKENS, default vLLM's 2,048; the service's on a CPU is 512,
-serving.engine.CPU_STEP_TOKENS), PROMPTS prompts of
+One offline engine (eager, LoRA on, a step budget of STEP_TOKENS, default the service's 2,048), PROMPTS prompts of
 REPEAT sentences each and one output token, base and adapter in turn for ROUNDS rounds; each line is one batch's wall
 time. A smaller step budget shortens the longest step (what an abort or a new request waits for) at whatever cost
 to throughput these lines show.

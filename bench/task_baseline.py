@@ -45,6 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench import sched
 from bench.cli import first_model
 from bench.load import VIGGO_SENTENCES, auth_headers, drive
 from serving.generation import AdapterResolver, PromptRenderer
@@ -175,7 +176,10 @@ def cpu_seconds(pid: int) -> float:
 def loop_cpu_seconds(pid: int) -> float:
     """CPU time of process `pid`'s main thread, where uvicorn runs the event loop (the tokenizer and other threads
     left out), to the nanosecond (/proc's schedstat: the scheduler's own accounting, not 10 ms clock ticks)."""
-    return int(Path(f"/proc/{pid}/task/{pid}/schedstat").read_text().split()[0]) / 1e9
+    times = sched.thread_times(pid, pid)
+    if times is None:
+        raise ProcessLookupError(f"no process {pid}")
+    return times.cpu_ns / 1e9
 
 
 def timed_level(

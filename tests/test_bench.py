@@ -703,15 +703,15 @@ ACCESS_LINE = (
 def test_cpu_lora_times_the_base_model_and_the_adapter_on_the_same_prompts() -> None:
     run = subprocess.run(
         [sys.executable, "-m", "bench.cpu_lora", "--prompts", "2", "--repeat", "2", "--rounds", "1",
-         "--step-tokens", "64"],
+         "--step-tokens", "64", "--max-tokens", "3"],
         capture_output=True, text=True, timeout=600,
     )  # fmt: skip
     assert run.returncode == 0, run.stderr[-3000:]
     out = run.stdout
     lines = [line for line in out.splitlines() if re.match(r"(base|LoRA ner-smollm2): ", line)]
     assert len(lines) == 2 and lines[0].startswith("base: ") and lines[1].startswith("LoRA ner-smollm2: "), out
-    # The same prompts both times: the same count of prompt tokens, each batch timed.
-    figures = [re.fullmatch(r".*: (\d+) prompt tokens in ([\d.]+) s", line) for line in lines]
+    # The same prompts both times: the same count of prompt tokens, each batch timed, with its decoding.
+    figures = [re.fullmatch(r".*: (\d+) prompt tokens and 2 x 3 output tokens in ([\d.]+) s", line) for line in lines]
     assert all(figures) and figures[0][1] == figures[1][1] and int(figures[0][1]) > 50  # type: ignore[index]
     assert all(float(match[2]) > 0 for match in figures if match)
     assert "step 64" in out  # the prompts (~100 tokens) took more than one step of the budget asked for

@@ -3,11 +3,11 @@
 vLLM's CPU build applies a LoRA adapter through plain torch operations, and a step through one is many times slower
 than the base model's; the step in flight when requests are aborted runs to its end first, so on the CPU an abandoned
 batch of long texts can keep the engine busy for a minute (tests/service/test_disconnect.py waits for that step).
-One offline engine (eager, LoRA on, a step budget of STEP_TOKENS, default vLLM's 2,048), PROMPTS prompts of
-REPEAT sentences each and MAX_TOKENS output tokens (default one: prefill alone; more, with end-of-sequence ignored,
-adds batched decoding, which a smaller step budget interleaves with the prefill), base and adapter in turn for ROUNDS
-rounds; each line is one batch's wall time. A smaller step budget shortens the longest step (what an abort or a new
-request waits for) at whatever cost to throughput these lines show.
+One offline engine (eager, LoRA on, a step budget of STEP_TOKENS, default vLLM's 2,048; the service's on a CPU is 512,
+serving.engine.CPU_STEP_TOKENS), PROMPTS prompts of REPEAT sentences each and MAX_TOKENS output tokens (default one:
+prefill alone; more, with end-of-sequence ignored, adds batched decoding, which a smaller step budget interleaves with
+the prefill), base and adapter in turn for ROUNDS rounds; each line is one batch's wall time. A smaller step budget
+shortens the longest step (what an abort or a new request waits for) at whatever cost to throughput these lines show.
 
     python -m bench.cpu_lora [--adapter DIR] [--prompts 12] [--repeat 20] [--max-tokens 1] [--rounds 2]
                              [--step-tokens 2048]

@@ -119,9 +119,10 @@ def leave_during_engine_work(server: ServiceUnderTest, path: str, body: dict[str
 
 def assert_engine_goes_idle(server: ServiceUnderTest, path: str) -> None:
     # The engine takes the aborts between steps, and the step in flight when they come runs to its end first. On the
-    # CPU build a step through a LoRA adapter is slow: 2,048 prompt tokens (one step's budget) through the NER
+    # CPU build a step through a LoRA adapter is slow: 2,048 prompt tokens (vLLM's step budget) through the NER
     # adapter take ~75 s on a 2-core AVX2 EPYC, ten times the base model's (`python -m bench.cpu_lora`: 6,038 tokens in
-    # 225 s against 21 s, README), and CI once waited longer than 60 s for the abandoned batch's step. So the first
+    # 225 s against 21 s, README), and CI once waited longer than 60 s for the abandoned batch's step; the service's
+    # CPU budget of 512 (serving.engine.CPU_STEP_TOKENS) makes that ~20 s, and an operator may set another. So the first
     # one-token request may wait for that step; once it is answered, the aborts have been taken, and the engine must be
     # idle within 60 s: the abandoned work, many more such steps, would keep it busy for many minutes.
     first = httpx.post(f"{server.url}/generate", headers=server.headers, json=ONE_TOKEN, timeout=STEP_TIMEOUT_S)

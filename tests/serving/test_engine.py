@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from serving.engine import engine_dtype, vllm_cli_args
+from serving.engine import CPU_STEP_TOKENS, STEP_TOKENS_FLAG, engine_dtype, vllm_cli_args
 from serving.model_source import ResolvedModel
 from serving.settings import ServiceSettings
 
@@ -20,6 +20,17 @@ def test_engine_flags_are_vllm_serve_flags() -> None:
     assert flags[flags.index("--max-num-seqs") + 1] == "8"
     assert "--no-enable-prefix-caching" in flags and flags[-1] == "--enforce-eager"
     assert "--enable-lora" in flags
+
+
+def test_on_a_cpu_the_step_budget_is_small_unless_given() -> None:
+    # This suite runs on vLLM's CPU build: short steps by default, the operator's own budget when VLLM_ARGS has one.
+    resolved = ResolvedModel(path="/models/m", name="m")
+    flags = vllm_cli_args(ServiceSettings(), resolved)
+    assert flags[flags.index(STEP_TOKENS_FLAG) + 1] == str(CPU_STEP_TOKENS) == "512"
+    for given in ("--max-num-batched-tokens 4096", "--max-num-batched-tokens=4096"):
+        settings = ServiceSettings(vllm_args=given)
+        flags = vllm_cli_args(settings, resolved)
+        assert flags[-len(settings.vllm_args) :] == settings.vllm_args and str(CPU_STEP_TOKENS) not in flags
 
 
 def engine_dtype_in_a_process(setting: str, capability: str) -> str:

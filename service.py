@@ -89,9 +89,11 @@ class LLMService:
         from serving.engine import build_engine
         from serving.generation import Generator
         from serving.jobs import Jobs
+        from serving.metrics import keep_engine_series_in_memory
         from serving.results_store import ResultStore
         from viggo.predictor import ViggoPredictor
 
+        keep_engine_series_in_memory()  # before the engine's stat logger creates its series
         self.handle = build_engine(settings)
         self.generator = Generator(self.handle.engine, settings.max_model_len)
         self.store = ResultStore.from_settings(settings)

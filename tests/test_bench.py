@@ -24,7 +24,7 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from bench import frontend_cpu, gc_pauses, gpu_bundle, load, paired, report, sched, servers, task_baseline
+from bench import frontend_cpu, gc_pauses, gpu_bundle, load, paired, report, sched, servers, spy_diff, task_baseline
 from bench import label_scores as label_scores_bench
 from bench.cli import first_model, main
 
@@ -715,3 +715,34 @@ def test_cpu_lora_times_the_base_model_and_the_adapter_on_the_same_prompts() -> 
     assert all(figures) and figures[0][1] == figures[1][1] and int(figures[0][1]) > 50  # type: ignore[index]
     assert all(float(match[2]) > 0 for match in figures if match)
     assert "step 64" in out  # the prompts (~100 tokens) took more than one step of the budget asked for
+
+
+def test_engine_metrics_times_vllms_stat_logger_in_each_mode() -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.engine_metrics", "--steps", "16", "--output-tokens", "8", "--batch", "4",
+         "--rounds", "1"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr[-3000:]
+    figures = re.findall(r"^(memory|files|files, engine in memory): ([\d.]+) us/step", run.stdout, re.MULTILINE)
+    assert [mode for mode, _ in figures] == ["memory", "files", "files, engine in memory"], run.stdout
+    assert all(float(us) > 0 for _, us in figures), run.stdout
+
+
+def test_spy_diff_compares_the_event_loops_by_share(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    loop = "main (uvicorn/main.py:1);run (asyncio/runners.py:118)"
+    raw = tmp_path / "raw.txt"
+    raw.write_text(f"{loop};handle (app.py:10);observe (metrics.py:5) 10\n{loop};handle (app.py:12) 30\n"
+                   "worker (threading.py:9) 500\n")  # fmt: skip
+    service = tmp_path / "service.txt"
+    service.write_text(f"{loop};handle (app.py:10);observe (metrics.py:5) 20\n{loop};handle (app.py:10) 20\n")
+    assert spy_diff.main([str(raw), str(service)]) == 0
+    out = capsys.readouterr().out
+    assert "event-loop samples: raw 40, service 40" in out  # the other thread's stacks are not the loop's
+    # One function, counted once per stack whatever its line: 25% of raw's loop, 50% of the service's.
+    assert "| +25.0 pp | 25.0% | 50.0% | `observe @metrics.py` |" in out
+    assert "handle @app.py" not in out and "runners" not in out  # in every stack of both: how the loop runs
+    empty = tmp_path / "empty.txt"
+    empty.write_text("")
+    with pytest.raises(SystemExit):  # a file with no loop stacks is an error, not a table of nothing
+        spy_diff.main([str(raw), str(empty)])

@@ -3,8 +3,13 @@ registry, where vLLM records) join BentoML's exposition once, never twice."""
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -58,3 +63,52 @@ def test_series_bentoml_already_exports_are_not_repeated(engine_series: tuple[st
     partial = bentoml_exposition() + "".join(line + "\n" for line in everything.splitlines() if running in line)
     names = families(with_engine_series(partial))
     assert names.count(running) == 1 and names.count(ttft) == 1
+
+
+# A process as `bentoml serve` makes its worker: PROMETHEUS_MULTIPROC_DIR set before prometheus_client's import.
+IN_A_WORKER = """
+import json, os, sys
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, values
+from serving.metrics import keep_engine_series_in_memory, with_engine_series
+
+keep_engine_series_in_memory()
+keep_engine_series_in_memory()  # twice: still one dispatch, not one wrapped in another
+requests = Counter("bentoml_service_request", "Requests.", ["endpoint"])
+requests.labels(endpoint="/v1/completions").inc(2)
+itl = Histogram("vllm:inter_token_latency_seconds", "ITL.", ["model_name"], buckets=[0.01, 0.1])
+itl.labels(model_name="m").observe(0.05)  # a child created on first use, as vLLM's labelled series are
+itl.labels(model_name="m").observe(0.5)
+bentoml = CollectorRegistry()
+multiprocess.MultiProcessCollector(bentoml)  # what BentoML's /metrics reads: the files
+theirs = generate_latest(bentoml).decode()
+print(json.dumps({
+    "engine_value": type(itl.labels(model_name="m")._sum).__name__,
+    "bentoml_value": type(requests.labels(endpoint="/v1/completions")._value).__name__,
+    "files": theirs,
+    "merged": with_engine_series(theirs),
+}))
+"""
+
+
+def test_in_a_multiprocess_worker_the_engine_series_live_in_memory_and_still_reach_metrics(tmp_path: Path) -> None:
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    run = subprocess.run([sys.executable, "-c", IN_A_WORKER], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    out = json.loads(run.stdout)
+    assert out["engine_value"] == "MutexValue"  # no file behind vLLM's updates
+    assert out["bentoml_value"] == "MmapedValue"  # BentoML's keep theirs, for its collector
+    assert "bentoml_service_request_total" in out["files"] and "vllm:" not in out["files"]
+    merged = out["merged"]
+    assert families(merged).count("vllm:inter_token_latency_seconds") == 1
+    samples = {(s.name, s.labels.get("le")): s.value for f in text_string_to_metric_families(merged) for s in f.samples}
+    assert samples[("vllm:inter_token_latency_seconds_count", None)] == 2
+    assert samples[("vllm:inter_token_latency_seconds_bucket", "0.1")] == 1
+    assert samples[("bentoml_service_request_total", None)] == 2
+
+
+def test_outside_multiprocess_mode_nothing_changes() -> None:
+    code = "from prometheus_client import values\nfrom serving.metrics import keep_engine_series_in_memory\n" \
+           "keep_engine_series_in_memory()\nprint(values.ValueClass is values.MutexValue)"  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if k.lower() != "prometheus_multiproc_dir"}
+    run = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and run.stdout.strip() == "True", run.stderr[-3000:]

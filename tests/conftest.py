@@ -6,14 +6,17 @@ Starting the engine costs 30-90 s on CPU, so every engine test shares this serve
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
 import pytest
 
+from bench.frontend_cpu import SERVICE_WORKER
 from bench.servers import free_port, running, service_command
 from serving.default_model import DefaultModelError, ensure_default_model
 from serving.paths import DEFAULT_CACHE_DIR, REPO_ROOT, VIGGO_DATA
@@ -51,6 +54,16 @@ class ServiceUnderTest:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
+
+    def worker_pid(self) -> int:
+        """The BentoML worker process that serves it (it holds the listening socket the arbiter made)."""
+        port = int(self.url.rsplit(":", 1)[1])
+        for proc in psutil.process_iter(["cmdline"]):
+            if SERVICE_WORKER in " ".join(proc.info["cmdline"] or []):
+                with contextlib.suppress(psutil.Error):
+                    if any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in proc.net_connections()):
+                        return proc.pid
+        raise AssertionError(f"no {SERVICE_WORKER} process listens on {port}")
 
 
 @pytest.fixture(scope="session")

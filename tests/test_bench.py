@@ -6,7 +6,6 @@ Starts no engine of its own: `python -m bench --url ...` drives the session's `s
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import http.server
 import json
 import os
@@ -463,7 +462,7 @@ def test_paired_merge_summarizes_the_pairs_of_several_runs_together(tmp_path: Pa
 def test_paired_drives_both_servers_with_the_same_prompts(server, tmp_path: Path) -> None:
     # The shared service stands in for both sides: same engine, so every pair's answers must match.
     out = tmp_path / "paired.json"
-    worker = _serving_worker(int(server.url.rsplit(":", 1)[1]))
+    worker = server.worker_pid()
     code = paired.main([
         "--raw", server.url, "--service", server.url, "--api-key", server.api_key, "--shapes", "tiny:16:4",
         "--concurrency", "2", "--prompts", "C", "--pairs", "2", "--endpoints", "completions,generate",
@@ -489,16 +488,6 @@ def test_paired_drives_both_servers_with_the_same_prompts(server, tmp_path: Path
         for fig in [pair["raw"], *pair["service"].values()]:
             assert fig["sched"]["loop_cpu_ms"] > 0 and fig["sched"]["loop_voluntary"] > 0
             assert 0 <= fig["sched"]["host_steal_share"] <= fig["sched"]["host_busy_share"] + 1
-
-
-def _serving_worker(port: int) -> int:
-    """The BentoML worker process that serves on `port` (it holds the listening socket the arbiter made)."""
-    for proc in psutil.process_iter(["cmdline"]):
-        if frontend_cpu.SERVICE_WORKER in " ".join(proc.info["cmdline"] or []):
-            with contextlib.suppress(psutil.Error):
-                if any(c.laddr.port == port and c.status == psutil.CONN_LISTEN for c in proc.net_connections()):
-                    return proc.pid
-    raise AssertionError(f"no {frontend_cpu.SERVICE_WORKER} process listens on {port}")
 
 
 _SPIN = "import time\nt = time.time()\nwhile time.time() - t < 30: sum(range(2000))\n"

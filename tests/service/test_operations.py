@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import httpx
 import openai
+import psutil
 import pytest
 
 from tests.conftest import ServiceUnderTest
@@ -54,6 +56,20 @@ def test_metrics_carry_vllm_and_bentoml_series(server: ServiceUnderTest) -> None
     # The service's own series: grounding drops (NER) and the result spool (persistence).
     for series in ("ner_dropped_entities_total", "results_spool_pending"):
         assert series in text, series
+
+
+def test_the_workers_engine_series_are_in_memory_and_bentomls_in_its_files(server: ServiceUnderTest) -> None:
+    # `bentoml serve` runs its worker in prometheus_client's multiprocess mode; vLLM's per-token updates must not be
+    # file writes on the event loop (serving/metrics.py), while BentoML's own series must stay where its collector
+    # reads them.
+    answer = httpx.post(f"{server.url}/generate", headers=server.headers, json={"prompt": "Hi", "max_tokens": 4},
+                        timeout=120)  # fmt: skip
+    assert answer.status_code == 200, answer.text
+    worker = psutil.Process(server.worker_pid())
+    files = Path(worker.environ()["PROMETHEUS_MULTIPROC_DIR"]).glob(f"*_{worker.pid}.db")
+    written = b"".join(path.read_bytes() for path in files)
+    assert b"bentoml_service_request" in written
+    assert b"vllm:" not in written
 
 
 def test_swagger_lists_every_endpoint_with_examples(server: ServiceUnderTest) -> None:

@@ -67,7 +67,7 @@ def test_series_bentoml_already_exports_are_not_repeated(engine_series: tuple[st
 
 # A process as `bentoml serve` makes its worker: PROMETHEUS_MULTIPROC_DIR set before prometheus_client's import.
 IN_A_WORKER = """
-import json, os, sys
+import json
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest, multiprocess, values
 from serving.metrics import keep_engine_series_in_memory, with_engine_series
 

@@ -112,6 +112,15 @@ def summarize(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     raw_frontend_ttft_median_ms=statistics.median(i["raw"]["frontend_ttft_ms"] for i in split),
                     service_frontend_ttft_median_ms=statistics.median(i["service"]["frontend_ttft_ms"] for i in split),
                 )
+            timed = [i for i in ok if "mean_headers_ms" in i["raw"] and "mean_headers_ms" in i["service"]]
+            if timed:  # of that share, the way in: to the response's headers (stream_load.figures)
+                row.update(
+                    _differences("headers_diff", [i["service"]["mean_headers_ms"] - i["raw"]["mean_headers_ms"]
+                                                  for i in timed]),
+                    raw_headers_median_ms=statistics.median(i["raw"]["mean_headers_ms"] for i in timed),
+                    service_headers_median_ms=statistics.median(i["service"]["mean_headers_ms"] for i in timed),
+                )  # fmt: skip
+                del row["headers_diff_within_target"]  # the target is TTFT's, not this part's
         rows.append(row)
     return rows
 
@@ -124,13 +133,17 @@ def table(rows: list[dict[str, Any]]) -> str:
     lines = [
         "| shape | C | service path | pairs | TTFT p50 diff, median [95% CI] (ms) | raw TTFT p50 (ms) "
         "| front end's TTFT raw / service (ms) | its diff, median [95% CI] (ms) | tok/s ratio, median [min-max] "
-        "| within +5 ms (p50 / front end) |",
-        "|---|---:|---|---:|---|---:|---|---|---|---|",
+        "| within +5 ms (p50 / front end) | of the front end's, to headers raw / service, its diff (ms) |",
+        "|---|---:|---|---:|---|---:|---|---|---|---|---|",
     ]
     for r in rows:
         if not r["pairs"]:
-            lines.append(f"| {r['shape']} | {r['concurrency']} | {r['path']} | 0 | failed | | | | | |")
+            lines.append(f"| {r['shape']} | {r['concurrency']} | {r['path']} | 0 | failed | | | | | | |")
             continue
+        headers = "n/a"
+        if "raw_headers_median_ms" in r:
+            headers = (f"{r['raw_headers_median_ms']:.1f} / {r['service_headers_median_ms']:.1f}, "
+                       f"{_interval_text(r['headers_diff_median_ms'], r['headers_diff_ci95_ms'])}")  # fmt: skip
         ratios = r["throughput_ratio"]
         frontend, frontend_diff, frontend_ok = "n/a", "n/a", "n/a"
         if "frontend_pairs" in r:
@@ -142,7 +155,7 @@ def table(rows: list[dict[str, Any]]) -> str:
             f"| {_interval_text(r['ttft_p50_diff_median_ms'], r['ttft_p50_diff_ci95_ms'])} "
             f"| {r['raw_ttft_p50_median_ms']:.1f} | {frontend} | {frontend_diff} "
             f"| {r['throughput_ratio_median']:.3f} [{min(ratios):.3f}-{max(ratios):.3f}] "
-            f"| {'yes' if r['ttft_p50_diff_within_target'] else 'no'} / {frontend_ok} |"
+            f"| {'yes' if r['ttft_p50_diff_within_target'] else 'no'} / {frontend_ok} | {headers} |"
         )
     return "\n".join(lines)
 
@@ -334,6 +347,8 @@ def _pair_line(pair: dict[str, Any], pairs: int) -> str:
         text = f"{endpoint} {diff:+.1f} ms, tok/s x{ratio:.3f}"
         if "frontend_ttft_ms" in fig and "frontend_ttft_ms" in raw:
             text += f", front end {raw['frontend_ttft_ms']:.1f} -> {fig['frontend_ttft_ms']:.1f} ms"
+        if "mean_headers_ms" in fig and "mean_headers_ms" in raw:
+            text += f" (to headers {raw['mean_headers_ms']:.1f} -> {fig['mean_headers_ms']:.1f})"
         if "sched" in fig and "sched" in raw:
             a, b = raw["sched"], fig["sched"]
             text += (f", loop CPU {a['loop_cpu_ms']:.2f} -> {b['loop_cpu_ms']:.2f}, its wait for a CPU "

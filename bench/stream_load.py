@@ -101,6 +101,7 @@ async def _one(session: Any, url: str, endpoint: str, body: dict[str, Any], head
     decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode  # a read may end inside a character
     try:
         async with session.post(url, json=body, headers=headers) as response:
+            rec["headers"] = time.monotonic()
             if response.status != 200:
                 rec["error"] = f"{response.status}: {(await response.read())[:300].decode(errors='replace')}"
                 return rec
@@ -213,6 +214,12 @@ def figures(records: list[dict[str, Any]], tokenizer: Any) -> dict[str, Any]:
         ((r["end"] - r["times"][0]) * 1000) / (n - 1) for r, n in zip(ok, counts, strict=True) if n > 1 and r["times"]
     ]
     usage = [r["usage"] for r in ok if r["usage"] is not None]
+    # vLLM's OpenAI routes send their headers before the engine sees the request (the stream's first step adds it):
+    # the time to them is the way in (HTTP, the ASGI layers, the request's parsing and tokenization) without the
+    # engine or the way out, the part of the front end's share of TTFT that comes before vLLM's own clock starts.
+    to_headers = [(r["headers"] - r["start"]) * 1000 for r in ok if "headers" in r]
+    if to_headers:
+        out["mean_headers_ms"] = statistics.fmean(to_headers)
     out.update(
         duration=round(duration, 4), output_tokens=sum(counts), output_throughput=sum(counts) / duration,
         request_throughput=len(ok) / duration, mean_output_tokens=sum(counts) / len(ok),

@@ -383,18 +383,23 @@ def test_paired_splits_the_front_ends_share_of_ttft_from_the_engines() -> None:
     paired.frontend_ttft(stray, records, before=(5.0, 7.0), after=(6.2, 11.0))
     assert stray["engine_ttft_requests"] == 4 and "frontend_ttft_ms" not in stray
 
-    def fig_of(ttft: float, frontend: float) -> dict[str, object]:
+    def fig_of(ttft: float, frontend: float, headers: float) -> dict[str, object]:
         return {"failed": 0, "p50_ttft_ms": ttft, "output_throughput": 1.0, "outputs_sha256": "d",
-                "frontend_ttft_ms": frontend}  # fmt: skip
+                "frontend_ttft_ms": frontend, "mean_headers_ms": headers}  # fmt: skip
 
-    pairs = [{"pair": i, "shape": "s", "concurrency": 4, "raw": fig_of(100.0 + 40 * (i % 3), 6.0),
-              "service": {"generate": fig_of(90.0 + 40 * (i % 2), 6.0 + 0.5 * i)}} for i in range(6)]  # fmt: skip
+    pairs = [{"pair": i, "shape": "s", "concurrency": 4, "raw": fig_of(100.0 + 40 * (i % 3), 6.0, 2.0 + i),
+              "service": {"generate": fig_of(90.0 + 40 * (i % 2), 6.0 + 0.5 * i, 3.0 + i)}}
+             for i in range(6)]  # fmt: skip
     (row,) = paired.summarize(pairs)
     assert row["raw_frontend_ttft_median_ms"] == 6.0 and row["service_frontend_ttft_median_ms"] == pytest.approx(7.25)
     assert row["frontend_ttft_diff_median_ms"] == pytest.approx(1.25)
     assert row["frontend_ttft_diff_ci95_ms"] == [0.0, 2.5]
     assert row["frontend_ttft_diff_within_target"] is True
+    # The way in (to the response's headers), paired the same way: the service 1 ms later in every pair.
+    assert row["headers_diff_median_ms"] == pytest.approx(1.0) and row["headers_diff_ci95_ms"] == [1.0, 1.0]
+    assert row["raw_headers_median_ms"] == 4.5 and "headers_diff_within_target" not in row
     assert "| 6.0 / 7.2 | +1.2 [+0.0, +2.5] |" in paired.table([row])
+    assert "| 4.5 / 5.5, +1.0 [+1.0, +1.0] |" in paired.table([row])
 
 
 def test_paired_levels_without_metrics_get_no_front_end_split() -> None:
@@ -482,6 +487,7 @@ def test_paired_drives_both_servers_with_the_same_prompts(server, tmp_path: Path
     for pair in data["pairs"]:  # vLLM's own TTFT histogram counted each level's requests, on both sides
         for fig in [pair["raw"], *pair["service"].values()]:
             assert fig["engine_ttft_requests"] == 2 and 0 < fig["engine_mean_ttft_ms"] < fig["mean_ttft_ms"]
+            assert 0 < fig["mean_headers_ms"] <= fig["mean_ttft_ms"]  # headers first, then the stream's text
     assert rows["generate"]["frontend_pairs"] == 2 and rows["generate"]["service_frontend_ttft_median_ms"] > 0
     assert (tmp_path / "paired.png").stat().st_size > 0
     for pair in data["pairs"]:  # the worker's event loop served every level: its CPU and switches counted

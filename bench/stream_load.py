@@ -101,7 +101,8 @@ async def _one(session: Any, url: str, endpoint: str, body: dict[str, Any], head
     decode = codecs.getincrementaldecoder("utf-8")(errors="replace").decode  # a read may end inside a character
     try:
         async with session.post(url, json=body, headers=headers) as response:
-            rec["headers"] = time.monotonic()
+            if sse:  # BentoML's /generate sends its headers with the first chunk: no split there
+                rec["headers"] = time.monotonic()
             if response.status != 200:
                 rec["error"] = f"{response.status}: {(await response.read())[:300].decode(errors='replace')}"
                 return rec
@@ -216,7 +217,8 @@ def figures(records: list[dict[str, Any]], tokenizer: Any) -> dict[str, Any]:
     usage = [r["usage"] for r in ok if r["usage"] is not None]
     # vLLM's OpenAI routes send their headers before the engine sees the request (the stream's first step adds it):
     # the time to them is the way in (HTTP, the ASGI layers, the request's parsing and tokenization) without the
-    # engine or the way out, the part of the front end's share of TTFT that comes before vLLM's own clock starts.
+    # engine or the way out. vLLM 0.25 starts its TTFT clock after tokenizing, so there this is the way-in part of
+    # the front end's share; 0.32 starts it before, so here it also holds the tokenization that its clock counts.
     to_headers = [(r["headers"] - r["start"]) * 1000 for r in ok if "headers" in r]
     if to_headers:
         out["mean_headers_ms"] = statistics.fmean(to_headers)

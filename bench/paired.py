@@ -66,14 +66,33 @@ def median_interval(values: list[float], level: float = 0.95) -> tuple[float, fl
     return ordered[k - 1], ordered[n - k]
 
 
-def _differences(name: str, values: list[float]) -> dict[str, Any]:
-    """Paired differences under `name`: each (ms), their median, the median's 95% interval, the +5 ms verdict."""
+def _differences(name: str, values: list[float], verdict: bool = True) -> dict[str, Any]:
+    """Paired differences under `name`: each (ms), their median, the median's 95% interval and (with `verdict`,
+    for a figure the target is about) whether the median is within +5 ms."""
     interval = median_interval(values)
-    return {
+    out = {
         f"{name}_ms": [round(v, 2) for v in values], f"{name}_median_ms": statistics.median(values),
         f"{name}_ci95_ms": list(interval) if interval else None,
-        f"{name}_within_target": statistics.median(values) <= TTFT_TARGET_MS,
     }  # fmt: skip
+    if verdict:
+        out[f"{name}_within_target"] = statistics.median(values) <= TTFT_TARGET_MS
+    return out
+
+
+def _paired_figure(
+    items: list[dict[str, Any]], key: str, prefix: str, pairs_key: str, verdict: bool = True
+) -> dict[str, Any]:
+    """The level figure `key` where both systems have it: its paired differences (`{prefix}_diff_*`), how many pairs
+    (`pairs_key`) and each system's median (`raw_{prefix}_median_ms`, `service_...`); nothing where no pair has it."""
+    both = [i for i in items if key in i["raw"] and key in i["service"]]
+    if not both:
+        return {}
+    return {
+        **_differences(f"{prefix}_diff", [i["service"][key] - i["raw"][key] for i in both], verdict),
+        pairs_key: len(both),
+        f"raw_{prefix}_median_ms": statistics.median(i["raw"][key] for i in both),
+        f"service_{prefix}_median_ms": statistics.median(i["service"][key] for i in both),
+    }
 
 
 def summarize(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -103,24 +122,10 @@ def summarize(pairs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                 throughput_ratio_median=statistics.median(ratios),
                 same_outputs=sum(i["raw"]["outputs_sha256"] == i["service"]["outputs_sha256"] for i in ok),
             )
-            split = [i for i in ok if "frontend_ttft_ms" in i["raw"] and "frontend_ttft_ms" in i["service"]]
-            if split:  # the front end's own share of TTFT, per system and paired
-                frontend = [i["service"]["frontend_ttft_ms"] - i["raw"]["frontend_ttft_ms"] for i in split]
-                row.update(
-                    _differences("frontend_ttft_diff", frontend),
-                    frontend_pairs=len(split),
-                    raw_frontend_ttft_median_ms=statistics.median(i["raw"]["frontend_ttft_ms"] for i in split),
-                    service_frontend_ttft_median_ms=statistics.median(i["service"]["frontend_ttft_ms"] for i in split),
-                )
-            timed = [i for i in ok if "mean_headers_ms" in i["raw"] and "mean_headers_ms" in i["service"]]
-            if timed:  # of that share, the way in: to the response's headers (stream_load.figures)
-                row.update(
-                    _differences("headers_diff", [i["service"]["mean_headers_ms"] - i["raw"]["mean_headers_ms"]
-                                                  for i in timed]),
-                    raw_headers_median_ms=statistics.median(i["raw"]["mean_headers_ms"] for i in timed),
-                    service_headers_median_ms=statistics.median(i["service"]["mean_headers_ms"] for i in timed),
-                )  # fmt: skip
-                del row["headers_diff_within_target"]  # the target is TTFT's, not this part's
+            # The front end's own share of TTFT, and of it the way in: to the response's headers (stream_load.figures),
+            # with no verdict (the target is TTFT's, not this part's).
+            row.update(_paired_figure(ok, "frontend_ttft_ms", "frontend_ttft", "frontend_pairs"))
+            row.update(_paired_figure(ok, "mean_headers_ms", "headers", "headers_pairs", verdict=False))
         rows.append(row)
     return rows
 

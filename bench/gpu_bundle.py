@@ -1,11 +1,11 @@
 """Re-split the GPU bundle (build-bundle's part*.tar) into pieces that fit beside this working tree.
 
-A `run` call carries at most 64 MiB, the working tree included; build-bundle's parts are up to 60 MiB and the tree
-(finetune/adapters among it: ViGGO's and NER's, and bench/results) is ~37 MiB, so no part fits beside it. This packs the parts' files
-into pieces of at most --max-mb, a file larger than that in chunks (`NAME.chunkNN`; vLLM's largest library is ~54
-MB), and writes `ib.py`, install-bundle that knows the piece count, joins the chunks once every piece is there, and
-installs into private paths (/tmp/gb-bench, /tmp/site-bench: the other engineers' /tmp/gpu-bundle and /tmp/site on
-a shared machine stay untouched).
+A `run` call carries at most 64 MiB, the working tree included; build-bundle's parts are up to 60 MiB and the
+tree (finetune/adapters among it, ViGGO's and NER's, and bench/results) is ~37 MiB, so no part fits beside it.
+This packs the parts' files into pieces of at most --max-mb, a file larger than that in chunks (`NAME.chunkNN`;
+vLLM's largest library is ~54 MB), and writes `ib.py`, install-bundle that knows the piece count, joins the chunks
+once every piece is there, and installs into private paths (/tmp/gb-bench, /tmp/site-bench: the other engineers'
+/tmp/gpu-bundle and /tmp/site on a shared machine stay untouched).
 
     python -m bench.gpu_bundle .gpu-bundle          # -> .gpu-bundle/piece1.tar ... + .gpu-bundle/ib.py
     # on the host, one piece per call:  python3 .gpu-bundle/ib.py .gpu-bundle/pieceK.tar

@@ -217,8 +217,8 @@ def figures(records: list[dict[str, Any]], tokenizer: Any) -> dict[str, Any]:
     usage = [r["usage"] for r in ok if r["usage"] is not None]
     # vLLM's OpenAI routes send their headers before the engine sees the request (the stream's first step adds it):
     # the time to them is the way in (HTTP, the ASGI layers, the request's parsing and tokenization) without the
-    # engine or the way out. vLLM 0.25 starts its TTFT clock after tokenizing, so there this is the way-in part of
-    # the front end's share; 0.32 starts it before, so here it also holds the tokenization that its clock counts.
+    # engine or the way out. vLLM (0.25 and 0.32) starts its TTFT clock before tokenizing, so this overlaps its clock
+    # by the tokenization and the loop's turns before the response starts: not a part of the front end's share.
     to_headers = [(r["headers"] - r["start"]) * 1000 for r in ok if "headers" in r]
     if to_headers:
         out["mean_headers_ms"] = statistics.fmean(to_headers)

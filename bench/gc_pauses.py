@@ -35,6 +35,7 @@ LINE = re.compile(
     r"\[gcwatch\] t=(?P<t>[\d.]+) pid=(?P<pid>\d+) gen=(?P<gen>\d) ms=(?P<ms>[\d.]+) .*frozen=(?P<frozen>\d+)"
 )
 OLD = re.compile(r"\[gcwatch\] pid=(?P<pid>\d+) old=(?P<old>\d+)")
+TOTALS = re.compile(r"\[gcwatch\] t=(?P<t>[\d.]+) pid=(?P<pid>\d+) totals frozen=(?P<frozen>\d+) (?P<gens>.*)")
 
 
 async def stream_load(
@@ -63,11 +64,15 @@ async def stream_load(
     return ok
 
 
-def pauses(log: str, pid: int, until: float) -> dict[str, Any]:
-    """The collector's pauses in `pid` from its heap's freeze to `until` (wall clock), from gcwatch's lines."""
+def pauses(log: str, pid: int, until: float, since: float = 0.0) -> dict[str, Any]:
+    """The collector's pauses in `pid` from its heap's freeze to `until` (wall clock), from gcwatch's lines; and
+    every collection's, young ones of any length included, between the last totals line before `since` (or the
+    first after the freeze) and the last before `until`."""
     full: list[float] = []
     young: list[float] = []
     olds: list[int] = []
+    first: list[tuple[int, float]] | None = None
+    last: list[tuple[int, float]] | None = None
     counted = False  # whether the last collection line of `pid` was one counted here (its old= line follows it)
     for text in log.splitlines():
         if (line := LINE.search(text)) and int(line["pid"]) == pid:
@@ -76,7 +81,14 @@ def pauses(log: str, pid: int, until: float) -> dict[str, Any]:
                 (full if line["gen"] == "2" else young).append(float(line["ms"]))
         elif (old := OLD.search(text)) and int(old["pid"]) == pid and counted:
             olds.append(int(old["old"]))
-    return {
+        elif (tot := TOTALS.search(text)) and int(tot["pid"]) == pid and int(tot["frozen"]) >= FROZEN_MIN:
+            at = float(tot["t"])
+            gens = [(int(n), float(ms)) for n, ms in re.findall(r"gen\d=(\d+)/([\d.]+)", tot["gens"])]
+            if first is None or at <= since:
+                first = gens
+            if at <= until:
+                last = gens
+    figures: dict[str, Any] = {
         "full_collections": len(full),
         "full_ms_total": round(sum(full), 2),
         "full_ms_max": round(max(full, default=0.0), 2),
@@ -84,6 +96,11 @@ def pauses(log: str, pid: int, until: float) -> dict[str, Any]:
         "young_ms_total": round(sum(young), 2),
         "old_generation_objects": olds[-1] if olds else None,
     }
+    if first is not None and last is not None:
+        for gen, ((n0, ms0), (n1, ms1)) in enumerate(zip(first, last, strict=True)):
+            figures[f"gen{gen}_collections"] = n1 - n0
+            figures[f"gen{gen}_ms"] = round(ms1 - ms0, 2)
+    return figures
 
 
 def measure(
@@ -103,12 +120,13 @@ def measure(
     with servers.started(kind, cmd, env, log_path, ready, cwd=checkout) as server:
         pid = frontend_pid(kind, server.pid)
         model = first_model(server.url, None)["id"]
-        started = time.monotonic()
+        time.sleep(1.5)  # a totals line from before the load (gcwatch writes one at most once a second)
+        since, started = time.time(), time.monotonic()
         ok = asyncio.run(stream_load(server.url, model, requests, concurrency, max_tokens))
         duration = time.monotonic() - started
         until = time.time()
         time.sleep(1)  # the last lines reach the log
-        figures = pauses(log_path.read_text(errors="replace"), pid, until)
+        figures = pauses(log_path.read_text(errors="replace"), pid, until, since)
     data = {"label": label, "system": kind, "checkout": str(checkout), "requests": requests, "ok": ok,
             "concurrency": concurrency, "max_tokens": max_tokens, "duration_s": round(duration, 1),
             **figures}  # fmt: skip
@@ -119,6 +137,12 @@ def measure(
         f"requests), {figures['full_ms_total']:.1f} ms in all, longest {figures['full_ms_max']:.1f} ms; young over "
         f"2 ms {figures['young_over_2ms']}; old generation at the last full one: {figures['old_generation_objects']}"
     )
+    if "gen0_ms" in figures:
+        n = max(ok, 1)
+        line += "; all collections in the load, per request: " + ", ".join(
+            f"gen{g} {figures[f'gen{g}_collections'] / n:.2f} ({figures[f'gen{g}_ms'] * 1000 / n:.0f} us)"
+            for g in range(3)
+        )
     write_results(out_dir, label, data, [line])
     return data
 

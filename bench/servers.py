@@ -11,6 +11,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -64,13 +65,20 @@ def started(
     timeout_s: float = 1200,
     cwd: Path = REPO_ROOT,
 ) -> Iterator[Server]:
-    """Start `cmd` in `cwd` in its own process group, yield it once `ready_path` answers 200, stop it."""
+    """Start `cmd` in `cwd` in its own process group, yield it once `ready_path` answers 200, stop it.
+
+    A SIGTERM to this process (a `timeout` around a bench, a stopped CI job) stops it too: Python's default would end
+    the process without this `finally`, and the server, in a session of its own, would go on serving (a killed
+    `bench.gc_pauses` left a service's arbiter respawning its worker, 2026-12-07).
+    """
     port = int(cmd[cmd.index("--port") + 1])
     url = f"http://127.0.0.1:{port}"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     begun = time.monotonic()
+    on_main = threading.current_thread() is threading.main_thread()  # only the main thread may set handlers
+    previous = signal.signal(signal.SIGTERM, _exit_on_sigterm) if on_main else None
     try:
         while not _ok(url + ready_path):
             if proc.poll() is not None:
@@ -82,6 +90,12 @@ def started(
         yield Server(url, proc.pid)
     finally:
         _stop(proc)
+        if on_main:
+            signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def _exit_on_sigterm(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @contextmanager

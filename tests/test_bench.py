@@ -10,6 +10,7 @@ import http.server
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import tarfile
@@ -748,3 +749,34 @@ def test_spy_diff_compares_the_event_loops_by_share(tmp_path: Path, capsys: pyte
     empty.write_text("")
     with pytest.raises(SystemExit):  # a file with no loop stacks is an error, not a table of nothing
         spy_diff.main([str(raw), str(empty)])
+
+
+def test_a_sigterm_to_a_bench_stops_the_server_it_started(tmp_path: Path) -> None:
+    # A bench stopped by `timeout` or a cancelled job must not leave its server (in a session of its own) serving.
+    port = servers.free_port()
+    server = (
+        "import http.server, sys; port = int(sys.argv[sys.argv.index('--port') + 1]); "
+        "http.server.HTTPServer(('127.0.0.1', port), http.server.SimpleHTTPRequestHandler).serve_forever()"
+    )
+    bench = f"""
+import sys, time
+from pathlib import Path
+from bench import servers
+cmd = [sys.executable, "-c", {server!r}, "--port", "{port}"]
+with servers.started("web", cmd, {{}}, Path({str(tmp_path / "web.log")!r}), "/", cwd=Path({str(tmp_path)!r})) as s:
+    print(s.pid, flush=True)
+    time.sleep(120)
+"""
+    run = subprocess.Popen([sys.executable, "-c", bench], cwd=servers.REPO_ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert run.stdout is not None
+        ready = run.stdout.readline()  # "web ready at ... after N s"
+        pid = int(run.stdout.readline())
+        assert "ready" in ready
+        os.kill(run.pid, signal.SIGTERM)
+        assert run.wait(timeout=90) == 128 + signal.SIGTERM
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)  # the server's group was stopped and reaped
+    finally:
+        run.kill()
+        run.wait()

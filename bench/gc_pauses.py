@@ -120,7 +120,9 @@ def measure(
     with servers.started(kind, cmd, env, log_path, ready, cwd=checkout) as server:
         pid = frontend_pid(kind, server.pid)
         model = first_model(server.url, None)["id"]
-        time.sleep(1.5)  # a totals line from before the load (gcwatch writes one at most once a second)
+        # gcwatch writes a totals line at most once a second: after this pause the load's first collection writes
+        # one, the base where no line came between the heap's freeze and the load
+        time.sleep(1.5)
         since, started = time.time(), time.monotonic()
         ok = asyncio.run(stream_load(server.url, model, requests, concurrency, max_tokens))
         duration = time.monotonic() - started

@@ -567,7 +567,8 @@ def test_gpu_scripts_shell_pieces_give_the_services_flags_and_wait_for_readiness
     # gone: SIGTERM to the group, SIGKILL to the rest after the wait.
     tree = subprocess.Popen(["bash", "-c", "setsid sleep 300 & sleep 300"], start_new_session=True)
     deadline = time.monotonic() + 10
-    while not psutil.Process(tree.pid).children() and time.monotonic() < deadline:
+    # Both children: bash starts them one after the other, so waiting for the first alone raced the second.
+    while len(psutil.Process(tree.pid).children()) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     members = [tree.pid, *(child.pid for child in psutil.Process(tree.pid).children(recursive=True))]
     assert len(members) == 3

@@ -50,6 +50,8 @@ BATCH_IDS = ["in-flight-0", "in-flight-1", "in-flight-2"]
 # How long /readyz may take to say 503 after SIGTERM: within the grace period, so while requests still run.
 # Here it takes well under a second; on a CI machine with every stream decoding on its 2 cores, 8.9 s once.
 NOT_READY_WITHIN_S = 60
+# For each request sent while draining: well inside the grace period, so the replica still serves.
+PROBE_TIMEOUT_S = 30
 
 
 @dataclass
@@ -216,12 +218,18 @@ def drained(service_env: dict[str, str], moto: MotoServer, tmp_path_factory: pyt
                     break
             time.sleep(0.1)
         print(f"/readyz said 503 {not_ready_after_s} s after SIGTERM")
+        # Generous timeouts: with every stream decoding on CI's 2 cores the worker's loop can wait seconds for a
+        # core (a 5 s /livez probe timed out there once); what is checked is the answer, not how fast it came.
         refused = {
-            "generate": httpx.post(serve.url + "/generate", json={"prompt": PROMPT}, timeout=10),
-            "v1": httpx.post(serve.url + "/v1/completions", json={"model": MODEL_NAME, "prompt": PROMPT}, timeout=10),
-            "extract_entities": httpx.post(serve.url + "/extract_entities", json={"text": TEXT}, timeout=10),
+            "generate": httpx.post(serve.url + "/generate", json={"prompt": PROMPT}, timeout=PROBE_TIMEOUT_S),
+            "v1": httpx.post(
+                serve.url + "/v1/completions", json={"model": MODEL_NAME, "prompt": PROMPT}, timeout=PROBE_TIMEOUT_S
+            ),
+            "extract_entities": httpx.post(
+                serve.url + "/extract_entities", json={"text": TEXT}, timeout=PROBE_TIMEOUT_S
+            ),
         }
-        live_while_draining = httpx.get(serve.url + "/livez", timeout=5).status_code
+        live_while_draining = httpx.get(serve.url + "/livez", timeout=PROBE_TIMEOUT_S).status_code
 
         exit_code = serve.proc.wait(timeout=GRACE_S + 120)
         exited_at = time.monotonic()

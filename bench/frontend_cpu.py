@@ -29,7 +29,8 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,21 +98,32 @@ def server_command(checkout: Path, kind: str, port: int, env: dict[str, str]) ->
     return servers.raw_command(flags + lora, port), "/health"
 
 
-def measure(
-    checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir: Path, v1_prompt_tokens: int = V1_PROMPT_TOKENS
-) -> dict[str, Any]:
+@contextmanager
+def checkout_server(
+    checkout: Path, kind: str, label: str, out_dir: Path, watcher: Path | None = None, **env_vars: str
+) -> Iterator[tuple[servers.Server, int, Path]]:
+    """`kind` started from `checkout` (a watcher's sitecustomize folder first on its path, if any), its log
+    OUT_DIR/LABEL.log and its results kept under OUT_DIR; the server, its serving process' pid and the log."""
     out_dir.mkdir(parents=True, exist_ok=True)
     env = {
         **os.environ,
-        "PYTHONPATH": str(checkout),
+        "PYTHONPATH": os.pathsep.join(str(path) for path in (watcher, checkout) if path is not None),
         "PERSIST_RESULTS": "false",
         "RESULTS_URI": str(out_dir / "results"),
         "SPOOL_DIR": str(out_dir / "spool"),
+        **env_vars,
     }
     cmd, ready = server_command(checkout, kind, servers.free_port(), env)
+    log_path = out_dir / f"{label}.log"
+    with servers.started(kind, cmd, env, log_path, ready, cwd=checkout) as server:
+        yield server, frontend_pid(kind, server.pid), log_path
+
+
+def measure(
+    checkout: Path, kind: str, label: str, tasks: str, rpl: int, out_dir: Path, v1_prompt_tokens: int = V1_PROMPT_TOKENS
+) -> dict[str, Any]:
     out = out_dir / f"{label}.json"
-    with servers.started(kind, cmd, env, out_dir / f"{label}.log", ready, cwd=checkout) as server:
-        pid = frontend_pid(kind, server.pid)
+    with checkout_server(checkout, kind, label, out_dir) as (server, pid, _):
         time.sleep(5)  # start-up's last work (the first stat log) out of the idle window
         before = task_baseline.cpu_seconds(pid), task_baseline.loop_cpu_seconds(pid)
         time.sleep(IDLE_S)

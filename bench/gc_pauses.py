@@ -14,7 +14,6 @@ pause), young collections over 2 ms, and the old generation's size at the last f
 from __future__ import annotations
 
 import asyncio
-import os
 import random
 import re
 import time
@@ -24,9 +23,8 @@ from typing import Any
 
 import httpx
 
-from bench import servers
 from bench.cli import first_model
-from bench.frontend_cpu import checkout_parser, frontend_pid, server_command, write_results
+from bench.frontend_cpu import checkout_parser, checkout_server, write_results
 from bench.load import auth_headers
 
 GCWATCH = Path(__file__).resolve().parent / "gcwatch"
@@ -106,19 +104,7 @@ def pauses(log: str, pid: int, until: float, since: float = 0.0) -> dict[str, An
 def measure(
     checkout: Path, kind: str, label: str, requests: int, concurrency: int, max_tokens: int, out_dir: Path
 ) -> dict[str, Any]:
-    out_dir.mkdir(parents=True, exist_ok=True)
-    env = {
-        **os.environ,
-        "PYTHONPATH": f"{GCWATCH}{os.pathsep}{checkout}",
-        "GCWATCH_TYPES": "8",
-        "PERSIST_RESULTS": "false",
-        "RESULTS_URI": str(out_dir / "results"),
-        "SPOOL_DIR": str(out_dir / "spool"),
-    }
-    cmd, ready = server_command(checkout, kind, servers.free_port(), env)
-    log_path = out_dir / f"{label}.log"
-    with servers.started(kind, cmd, env, log_path, ready, cwd=checkout) as server:
-        pid = frontend_pid(kind, server.pid)
+    with checkout_server(checkout, kind, label, out_dir, GCWATCH, GCWATCH_TYPES="8") as (server, pid, log_path):
         model = first_model(server.url, None)["id"]
         # gcwatch writes a totals line at most once a second: after this pause the load's first collection writes
         # one, the base where no line came between the heap's freeze and the load

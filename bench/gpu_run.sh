@@ -10,7 +10,9 @@
 #                                              $OVERLAY: an A/B of two versions of the service against one raw vLLM
 #   bash bench/gpu_run.sh down                 stop both
 # GCWATCH=1 on up: both servers log their garbage collector's pauses (bench/gcwatch/); on restart, the service
-# (give it what up had: a service watched against a raw one not is no comparison).
+# (give it what up had: a service watched against a raw one not is no comparison). HANDLERWATCH=1 instead: both
+# time vLLM's output handler (bench/handlerwatch/; after `paired`, `python -m bench.handler_cost compare` on
+# $OUT/handlerwatch-{raw,service}-$LABEL.txt).
 # Environment: OUT (results come back from there), LABEL (results key of the service, default "service"),
 # LIMIT (seconds the bench may run, default 540); for `paired`, SPY_S (py-spy both serving processes for that many
 # seconds, SPY_AFTER_S (default 30) into the run: .device-carry/pyspy carried; $OUT/spy-{raw,service}-$LABEL.txt).
@@ -51,11 +53,17 @@ if [ "$PHASE" = down ]; then
   nvidia-smi --query-gpu=memory.used --format=csv; exit 0
 fi
 RAW_URL=http://127.0.0.1:3201 SERVICE_URL=http://127.0.0.1:3202
-if [ "${GCWATCH:-}" = 1 ]; then  # the bench's own copy (up's snapshot): a restarted older service may have none
-  GW=/tmp/pair/snap/bench/gcwatch; [ -d $GW ] || GW=$PWD/bench/gcwatch
-  [ -f $GW/sitecustomize.py ] || { echo "GCWATCH=1: no $GW/sitecustomize.py"; exit 4; }
-  export PYTHONPATH=$GW:$PYTHONPATH
+watch() {  # $1: a folder of bench/ with a sitecustomize, first on the servers' PYTHONPATH
+  local dir=/tmp/pair/snap/bench/$1  # the bench's own copy (up's snapshot): a restarted older service may have none
+  [ -d "$dir" ] || dir=$PWD/bench/$1
+  [ -f "$dir/sitecustomize.py" ] || { echo "no $dir/sitecustomize.py"; exit 4; }
+  export PYTHONPATH=$dir:$PYTHONPATH
+}
+if [ "${GCWATCH:-}" = 1 ] && [ "${HANDLERWATCH:-}" = 1 ]; then
+  echo "GCWATCH=1 and HANDLERWATCH=1: Python imports one sitecustomize, so one watcher a run"; exit 4
 fi
+[ "${GCWATCH:-}" = 1 ] && watch gcwatch
+[ "${HANDLERWATCH:-}" = 1 ] && watch handlerwatch
 up() {  # $1 name, $2 readiness path, the rest the command; its process group's leader pid to /tmp/pair/$1.pid
   local name=$1 ready=$2 url=$RAW_URL t0=$SECONDS; shift 2; [ "$name" = service ] && url=$SERVICE_URL
   setsid "$@" >"/tmp/pair/$name.log" 2>&1 & echo $! >"/tmp/pair/$name.pid"
@@ -101,6 +109,9 @@ if [ "$PHASE" = paired ]; then
     --out "$OUT/paired${LABEL:+-$LABEL}.json" --plot "$OUT/paired${LABEL:+-$LABEL}.png" "$@" 2>&1 | tee "$OUT/log-paired${LABEL:+-$LABEL}.txt"
   rc=${PIPESTATUS[0]}; wait
   grep -h '\[gcwatch\]' /tmp/pair/*.log >"$OUT/gcwatch${LABEL:+-$LABEL}.txt" 2>/dev/null
+  for s in raw service; do  # whole logs: `python -m bench.handler_cost compare` takes each server's totals
+    grep -h '\[handlerwatch\]' "/tmp/pair/$s.log" >"$OUT/handlerwatch-$s${LABEL:+-$LABEL}.txt" 2>/dev/null
+  done
   exit "$rc"
 fi
 LABEL=${LABEL:-service}

@@ -24,7 +24,19 @@ from types import SimpleNamespace
 import psutil
 import pytest
 
-from bench import frontend_cpu, gc_pauses, gpu_bundle, load, paired, report, sched, servers, spy_diff, task_baseline
+from bench import (
+    frontend_cpu,
+    gc_pauses,
+    gpu_bundle,
+    handler_cost,
+    load,
+    paired,
+    report,
+    sched,
+    servers,
+    spy_diff,
+    task_baseline,
+)
 from bench import label_scores as label_scores_bench
 from bench.cli import first_model, main
 
@@ -656,6 +668,42 @@ for _ in range(2):
     assert figures["gen2_collections"] == figures["full_collections"] - 1 and figures["gen2_ms"] > 0
     assert {"gen0_collections", "gen1_collections", "gen0_ms", "gen1_ms"} <= set(figures)
     assert re.search(r"totals frozen=\d+ gen0=\d+/[\d.]+ gen1=\d+/[\d.]+ gen2=\d+/[\d.]+", run.stderr)
+
+
+def test_handlerwatch_times_vllms_output_handler_and_handler_cost_reads_it_per_output() -> None:
+    # A process of its own with bench/handlerwatch first on its path, as `gpu_run.sh` and `bench.handler_cost` start
+    # servers: vLLM's real classes, wrapped when imported; three steps of 4 outputs (for requests already gone, which
+    # the processor skips after counting) and a decode each, over more than two seconds (a line a second at most).
+    script = """
+import time
+from vllm.v1.engine import EngineCoreOutput
+from vllm.v1.engine.output_processor import OutputProcessor
+from vllm.v1.serial_utils import MsgpackDecoder, MsgpackEncoder
+assert OutputProcessor.process_outputs.__wrapped__ and MsgpackDecoder.decode.__wrapped__
+processor, decoder, frames = OutputProcessor(None, log_stats=False), MsgpackDecoder(), MsgpackEncoder().encode([1, 2])
+for step in range(3):
+    processor.process_outputs([EngineCoreOutput(request_id=f"gone-{i}", new_token_ids=[1]) for i in range(4)])
+    assert decoder.decode(frames) == [1, 2]
+    time.sleep(1.1)
+"""
+    env = {**os.environ, "PYTHONPATH": f"{handler_cost.HANDLERWATCH}{os.pathsep}{Path.cwd()}"}
+    run = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    pid = handler_cost.serving_process(run.stderr)
+    # Lines come from inside the first call and then the first call a second later: from the first step's line to
+    # the third's, two steps.
+    figures = handler_cost.cost(run.stderr, pid)
+    assert figures["outputs"] == 8 and figures["outputs_per_step"] == 4
+    assert figures["process_outputs"]["calls"] == 2 and figures["decode"]["calls"] == 2
+    assert figures["record"]["calls"] == 0 and figures["record"]["wall_us_per_call"] is None
+    step = figures["process_outputs"]
+    assert step["wall_ms"] > 0 and step["wall_us_per_output"] == pytest.approx(step["wall_ms"] * 1000 / 8, rel=0.01)
+    with pytest.raises(ValueError, match="fewer than two"):
+        handler_cost.cost(run.stderr, pid, until=0)
+    same = handler_cost.compare(run.stderr, run.stderr)
+    assert same["service_over_raw_per_output"] == {"decode": 1.0, "process_outputs": 1.0}
+    with pytest.raises(ValueError, match="first on the server"):
+        handler_cost.serving_process("a log without the watcher's lines")
 
 
 def test_the_readmes_bentoml_config_turns_the_access_log_off(tmp_path: Path) -> None:

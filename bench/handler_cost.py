@@ -91,8 +91,11 @@ def measure(
 ) -> dict[str, Any]:
     with checkout_server(checkout, kind, label, out_dir, HANDLERWATCH) as (server, pid, log_path):
         model = first_model(server.url, None)["id"]
-        asyncio.run(stream_load(server.url, model, concurrency, concurrency, 4))  # lines before the measured load
-        time.sleep(1.5)  # the measured load's first call writes a line: its base
+        asyncio.run(stream_load(server.url, model, concurrency, concurrency, 4))  # a warm-up
+        # The base: a line a second at most, so the warm-up's last one may come before its last outputs. After a
+        # pause, one more request of one token writes a line (its only call) that holds all of them.
+        time.sleep(1.5)
+        asyncio.run(stream_load(server.url, model, 1, 1, 1))
         since, started = time.time(), time.monotonic()
         ok = asyncio.run(stream_load(server.url, model, requests, concurrency, max_tokens, seed=1))
         duration = time.monotonic() - started

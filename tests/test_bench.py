@@ -706,6 +706,22 @@ for step in range(3):
         handler_cost.serving_process("a log without the watcher's lines")
 
 
+def test_handler_cost_run_times_the_output_handler_of_a_server_it_starts(tmp_path: Path) -> None:
+    # The README's CPU figures come from `python -m bench.handler_cost run`: raw vLLM started from this checkout with
+    # the watcher on its path (`frontend_cpu.checkout_server`, shared with gc_pauses), streamed to, its serving
+    # process' totals read between the load's start and end.
+    argv = ["run", ".", "raw", "tiny", "--requests", "32", "--concurrency", "8", "--max-tokens", "16"]
+    assert handler_cost.main([*argv, "--out-dir", str(tmp_path)]) == 0
+    data = json.loads((tmp_path / "tiny.json").read_text())
+    assert data["ok"] == 32 and data["system"] == "raw"
+    # The warm-up's outputs come before the base line; the window holds most of the load's 32 x 16.
+    assert 0 < data["outputs"] <= 32 * 16
+    for step in ("decode", "process_outputs", "record"):
+        assert data[step]["calls"] > 0 and data[step]["wall_us_per_call"] > 0, step
+    assert data["process_outputs"]["wall_us_per_output"] > 0 and data["outputs_per_step"] >= 1
+    assert "tiny (raw): 32/32 streams of 16 tokens at 8" in (tmp_path / "summary.txt").read_text()
+
+
 def test_the_readmes_bentoml_config_turns_the_access_log_off(tmp_path: Path) -> None:
     # README, "Configuration": BentoML's own configuration, not a setting of the service; metrics stay.
     config = tmp_path / "bentoml.yaml"
